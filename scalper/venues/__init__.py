@@ -1,0 +1,1 @@
+"""The exchange boundary: the Venue protocol, the simulated exchange and the Binance adapter."""
