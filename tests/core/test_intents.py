@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -9,8 +10,8 @@ from scalper.core.intents import Intent, IntentError, IntentKind, to_decimal
 from scalper.core.types import OrderType, PositionMode, PositionSide, Side, TimeInForce
 
 
-def entry(**kw):
-    base = {"intent_id": "i-1", "symbol": "BTCUSDT", "side": Side.BUY, "quantity": Decimal("0.01")}
+def entry(**kw: Any) -> Intent:
+    base: dict[str, Any] = {"intent_id": "i-1", "symbol": "BTCUSDT", "side": Side.BUY, "quantity": Decimal("0.01")}
     base.update(kw)
     return Intent(**base)
 
