@@ -10,15 +10,21 @@ Quantities and prices are ``Decimal``; times are seconds as floats on the inject
 
 import enum
 from decimal import Decimal
+from typing import Final
 
 import attrs
 
 from scalper.core.types import ZERO, OrderType, PositionSide, Side, TimeInForce
 
 __all__ = [
+    "INTERVAL_SECONDS",
     "AccountSnapshot",
+    "Balance",
+    "ExchangeInfo",
     "Fill",
     "OrderRequest",
+    "RateLimit",
+    "SymbolRules",
     "VenueOrder",
     "VenueOrderStatus",
     "VenuePosition",
@@ -168,3 +174,89 @@ class AccountSnapshot:
             if p.symbol == symbol and p.position_side is position_side:
                 return p.quantity
         return ZERO
+
+
+@attrs.frozen
+class Balance:
+    """One asset's balance in the futures wallet."""
+
+    asset: str
+    wallet_balance: Decimal
+    available_balance: Decimal
+    cross_wallet_balance: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    margin_balance: Decimal | None = None
+    max_withdraw_amount: Decimal | None = None
+    venue_time_ms: int = 0
+
+
+@attrs.frozen
+class RateLimit:
+    """One rate limiter from exchangeInfo (``REQUEST_WEIGHT`` or ``ORDERS``)."""
+
+    rate_limit_type: str
+    interval: str
+    interval_num: int
+    limit: int
+
+    @property
+    def window_s(self) -> int:
+        """Length of the limiter's window in seconds."""
+        return INTERVAL_SECONDS[self.interval] * self.interval_num
+
+
+INTERVAL_SECONDS: Final = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+
+
+@attrs.frozen
+class SymbolRules:
+    """Trading rules of one symbol from exchangeInfo filters.
+
+    ``tick_size``/``step_size`` come from ``PRICE_FILTER``/``LOT_SIZE`` (never from the
+    ``*Precision`` fields, which Binance says not to use). A zero bound disables that bound.
+    ``max_num_algo_orders`` is ``None`` since Binance removed that filter (2025-12-29).
+    """
+
+    symbol: str
+    status: str
+    base_asset: str
+    quote_asset: str
+    margin_asset: str
+    tick_size: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    market_step_size: Decimal | None = None
+    market_min_qty: Decimal | None = None
+    market_max_qty: Decimal | None = None
+    min_notional: Decimal | None = None
+    max_num_orders: int | None = None
+    max_num_algo_orders: int | None = None
+    percent_price_up: Decimal | None = None
+    percent_price_down: Decimal | None = None
+    contract_type: str | None = None
+    order_types: tuple[str, ...] = ()
+    time_in_force: tuple[str, ...] = ()
+
+    @property
+    def is_trading(self) -> bool:
+        """True if the symbol accepts new orders."""
+        return self.status == "TRADING"
+
+
+@attrs.frozen
+class ExchangeInfo:
+    """``GET /fapi/v1/exchangeInfo``: rate limits and per-symbol rules."""
+
+    rate_limits: tuple[RateLimit, ...]
+    symbols: tuple[SymbolRules, ...]
+    server_time_ms: int = 0
+
+    def rules_for(self, symbol: str) -> SymbolRules | None:
+        """The rules of ``symbol``, or ``None`` if the venue does not list it."""
+        for rules in self.symbols:
+            if rules.symbol == symbol:
+                return rules
+        return None
