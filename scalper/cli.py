@@ -45,6 +45,27 @@ def inspect_id(
     console.print(table)
 
 
+@app.command()
+def bench(
+    only: str | None = typer.Option(None, help="Run only benchmarks whose name contains this."),
+    repeats: int = typer.Option(5, min=1, help="Repeats per benchmark (the median is reported)."),
+    scale: float = typer.Option(1.0, min=0.01, help="Scale the number of calls per repeat."),
+) -> None:
+    """Measure the hot paths (median latency per call and calls per second)."""
+    from scalper.bench import run_benchmarks
+
+    table = Table("benchmark", "calls x repeats", "median us/call", "best us/call", "calls/s")
+    for r in run_benchmarks(only, repeats=repeats, scale=scale):
+        table.add_row(
+            r.name,
+            f"{r.calls} x {repeats}",
+            f"{r.median_us:,.2f}",
+            f"{r.best_us:,.2f}",
+            f"{r.per_second:,.0f}",
+        )
+    console.print(table)
+
+
 def main() -> None:
     """Run the CLI (the ``scalper`` console script and ``python -m scalper``)."""
     app()
