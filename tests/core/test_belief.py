@@ -5,6 +5,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.belief import (
     ALL_STATES,
     NOT_OPEN_STATES,

@@ -9,6 +9,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from scalper.core.errors import (
     BINANCE_USDM_TABLE,
     ERROR_TABLES,

@@ -4,6 +4,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors_base import CoreValueError
 from scalper.core.evidence import (
     ContradictionBurn,

@@ -18,7 +18,11 @@ from scalper.core.ids import (
     parse_client_order_id,
 )
 
-prefixes = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=8)
+prefixes = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    min_size=1,
+    max_size=8,
+)
 intent_ids = st.text(min_size=1, max_size=200)
 roles = st.sampled_from(list(Role))
 generations = st.integers(min_value=0, max_value=MAX_GENERATION)
@@ -52,7 +56,9 @@ def test_distinct_intents_get_distinct_ids(prefix, a, b, role):
 @given(prefixes, intent_ids, roles, generations, generations)
 def test_generations_give_distinct_ids(prefix, intent_id, role, g1, g2):
     if g1 != g2:
-        assert client_order_id(prefix, intent_id, role, g1) != client_order_id(prefix, intent_id, role, g2)
+        assert client_order_id(prefix, intent_id, role, g1) != client_order_id(
+            prefix, intent_id, role, g2
+        )
 
 
 def test_roles_give_distinct_ids():
@@ -63,7 +69,10 @@ def test_roles_give_distinct_ids():
 def test_known_value_is_pinned():
     # Pinned so that an accidental format change (which would orphan every live order after an
     # upgrade) fails loudly.
-    assert client_order_id("sc", "i-00000001", Role.ENTRY, 0) == "sc-E-" + intent_digest("i-00000001") + "-0"
+    assert (
+        client_order_id("sc", "i-00000001", Role.ENTRY, 0)
+        == "sc-E-" + intent_digest("i-00000001") + "-0"
+    )
     assert intent_digest("i-00000001") == "5c2be389d27e2f48"
 
 
@@ -113,7 +122,9 @@ def test_bad_generation_and_intent_rejected():
 def test_sequence_advances_only_with_proof_about_current_id():
     seq = ClientIdSequence("sc", "i-7", Role.ENTRY)
     first = seq.current
-    stale = GenerationProof(client_order_id="sc-E-0000000000000000-0", kind=ProofKind.ABSENT, evidence="not_found_x2")
+    stale = GenerationProof(
+        client_order_id="sc-E-0000000000000000-0", kind=ProofKind.ABSENT, evidence="not_found_x2"
+    )
     with pytest.raises(CoreValueError, match="proof"):
         seq.advance(stale)
     nxt = seq.advance(GenerationProof(first, ProofKind.ABSENT, "not_found_x2"))

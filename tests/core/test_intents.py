@@ -11,7 +11,12 @@ from scalper.core.types import OrderType, PositionMode, PositionSide, Side, Time
 
 
 def entry(**kw: Any) -> Intent:
-    base: dict[str, Any] = {"intent_id": "i-1", "symbol": "BTCUSDT", "side": Side.BUY, "quantity": Decimal("0.01")}
+    base: dict[str, Any] = {
+        "intent_id": "i-1",
+        "symbol": "BTCUSDT",
+        "side": Side.BUY,
+        "quantity": Decimal("0.01"),
+    }
     base.update(kw)
     return Intent(**base)
 
@@ -114,7 +119,13 @@ def test_exit_is_decided_by_reduce_only_not_type():
     naked_stop = entry(order_type=OrderType.STOP_MARKET, stop_price=Decimal(70000))
     assert naked_stop.is_risk_increasing
     # A reduce-only limit is an exit, even though LIMIT is usually an entry type.
-    tp_limit = entry(kind=IntentKind.EXIT, side=Side.SELL, order_type=OrderType.LIMIT, price=70000, reduce_only=True)
+    tp_limit = entry(
+        kind=IntentKind.EXIT,
+        side=Side.SELL,
+        order_type=OrderType.LIMIT,
+        price=70000,
+        reduce_only=True,
+    )
     assert tp_limit.is_exit
     assert not tp_limit.is_risk_increasing
 
@@ -132,9 +143,13 @@ def test_hedge_mode_checks():
     with pytest.raises(IntentError) as exc:
         wrong.check_position_mode(PositionMode.HEDGE)
     assert exc.value.field == "side"
-    exit_long = entry(kind=IntentKind.EXIT, side=Side.SELL, reduce_only=True, position_side=PositionSide.LONG)
+    exit_long = entry(
+        kind=IntentKind.EXIT, side=Side.SELL, reduce_only=True, position_side=PositionSide.LONG
+    )
     exit_long.check_position_mode(PositionMode.HEDGE)
-    bad_exit = entry(kind=IntentKind.EXIT, side=Side.BUY, reduce_only=True, position_side=PositionSide.LONG)
+    bad_exit = entry(
+        kind=IntentKind.EXIT, side=Side.BUY, reduce_only=True, position_side=PositionSide.LONG
+    )
     with pytest.raises(IntentError):
         bad_exit.check_position_mode(PositionMode.HEDGE)
 
@@ -175,7 +190,9 @@ def test_quantity_validation_is_exact(q):
     st.one_of(st.none(), st.decimals(min_value=1, max_value=10**6, places=2)),
     st.one_of(st.none(), st.decimals(min_value=1, max_value=10**6, places=2)),
 )
-def test_every_valid_intent_is_consistently_classified(otype, reduce_only, close_position, kind, price, stop):
+def test_every_valid_intent_is_consistently_classified(
+    otype, reduce_only, close_position, kind, price, stop
+):
     try:
         it = Intent(
             "i-9",
@@ -190,7 +207,8 @@ def test_every_valid_intent_is_consistently_classified(otype, reduce_only, close
             close_position=close_position,
         )
     except IntentError as e:
-        assert e.field
+        field = e.field
+        assert field, "a rejection must name the field"
         return
     # The kind a strategy chose always agrees with the one classification that gates it.
     assert it.is_exit == (kind is not IntentKind.ENTRY)
@@ -199,6 +217,6 @@ def test_every_valid_intent_is_consistently_classified(otype, reduce_only, close
 
 
 def test_to_decimal_names_field():
-    with pytest.raises(IntentError, match="^px:"):
+    with pytest.raises(IntentError, match=r"^px:"):
         to_decimal("1e", "px")
     assert to_decimal(3, "px") == Decimal(3)

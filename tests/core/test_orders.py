@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors_base import CoreValueError
 from scalper.core.model import Fill, VenueOrder, VenueOrderStatus
 from scalper.core.orders import (

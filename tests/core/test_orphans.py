@@ -6,6 +6,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors_base import CoreValueError
 from scalper.core.ids import Role, client_order_id, intent_digest, parse_client_order_id
 from scalper.core.model import AccountSnapshot, VenueOrder, VenueOrderStatus, VenuePosition

@@ -5,6 +5,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors_base import CoreValueError
 from scalper.core.model import VenueOrder, VenueOrderStatus, VenuePosition
 from scalper.core.protection import (

@@ -50,7 +50,11 @@ def test_core_module_imports_nothing_forbidden(path):
                 assert (node.module or "").startswith("scalper.core"), (
                     f"{path.name} imports {node.module}: core depends on nothing outside core"
                 )
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "random":
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "random"
+        ):
             assert node.attr in ALLOWED_RANDOM_NAMES, f"{path.name} uses global random.{node.attr}"
 
 

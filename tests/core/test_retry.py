@@ -4,6 +4,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors import ErrorClass, Operation, classify_error, classify_transport_failure
 from scalper.core.errors_base import CoreValueError
 from scalper.core.retry import GIVE_UP_REASONS, RetryBudget, RetryConfig, RetryDecision, RetryPolicy

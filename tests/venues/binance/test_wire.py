@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors import ErrorClass, Operation
 from scalper.core.model import Fill, OrderRequest, VenueOrder, VenueOrderStatus, VenuePosition
 from scalper.core.types import OrderType, PositionMode, PositionSide, Side, TimeInForce
 from scalper.venues.binance import wire
-
 from tests.venues.binance import wire_fixtures as fx
 
 D = Decimal

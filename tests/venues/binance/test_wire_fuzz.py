@@ -16,11 +16,11 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors import ErrorVerdict, Operation
 from scalper.core.model import OrderRequest
 from scalper.core.types import OrderType, PositionMode, PositionSide, Side, TimeInForce
 from scalper.venues.binance import wire
-
 from tests.venues.binance import wire_fixtures as fx
 
 CORPUS = fx.corpus()

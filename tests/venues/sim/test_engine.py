@@ -7,6 +7,7 @@ apart with 0.5 BTC each; resting orders get 0.2 BTC of maker liquidity per price
 
 import attrs
 import pytest
+
 from scalper.core.errors_base import CoreValueError
 from scalper.core.model import OrderRequest, VenueOrderStatus
 from scalper.core.slippage import SlippageConfig
@@ -26,7 +27,6 @@ from scalper.venues.sim.records import (
     ExpireReason,
     OrderTradeUpdate,
 )
-
 from tests.venues.sim.simkit import BTC, D, limit, make_engine, market, still_symbol, stop
 
 BUY, SELL = Side.BUY, Side.SELL

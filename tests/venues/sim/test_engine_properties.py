@@ -14,6 +14,7 @@ from decimal import Decimal
 import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from scalper.core.model import OrderRequest, VenueOrderStatus
 from scalper.core.types import OrderType, PositionMode, PositionSide, Side, TimeInForce
 from scalper.venues.sim.engine import SimConfig, SimEngine, SymbolConfig

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scalper.core.errors_base import CoreValueError
 from scalper.core.types import PositionSide, Side
 from scalper.venues.sim.engine import SimConfig, SymbolConfig
