@@ -50,6 +50,7 @@ __all__ = [
     "ClientOrderIdInfo",
     "GenerationProof",
     "IdFactory",
+    "IdsConfig",
     "ProofKind",
     "Role",
     "client_order_id",
@@ -149,6 +150,23 @@ def parse_client_order_id(coid: str, prefix: str = DEFAULT_PREFIX) -> ClientOrde
         intent_digest=m.group("digest"),
         generation=int(m.group("gen")),
     )
+
+
+def _valid_prefix(_inst: object, _attr: object, value: str) -> None:
+    _check_prefix(value)
+
+
+@attrs.frozen
+class IdsConfig:
+    """Id settings.
+
+    Attributes:
+        prefix: names this installation in every client order id. Two bots sharing one
+            account must use different prefixes, or each will treat the other's orders as
+            its own (orphan classification keys on the prefix).
+    """
+
+    prefix: str = attrs.field(default=DEFAULT_PREFIX, validator=_valid_prefix)
 
 
 class ProofKind(enum.StrEnum):

@@ -157,3 +157,13 @@ def test_id_factory_counter_mode():
     f = IdFactory()
     assert f.new_intent_id() == "i-00000001"
     assert f.new_correlation_id() == "c-00000002"
+
+
+def test_ids_config_validates_prefix():
+    from scalper.core.ids import IdsConfig
+
+    assert IdsConfig().prefix == "sc"
+    assert IdsConfig("bot7").prefix == "bot7"
+    with pytest.raises(CoreValueError) as exc:
+        IdsConfig("bad-prefix")
+    assert exc.value.field == "prefix"
