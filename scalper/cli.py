@@ -66,6 +66,73 @@ def bench(
     console.print(table)
 
 
+@app.command("sim-exchange")
+def sim_exchange(
+    port: int = typer.Option(8900, min=0, max=65535, help="TCP port on 127.0.0.1 (0: any)."),
+    symbols: str = typer.Option("BTCUSDT,ETHUSDT", help="Comma-separated symbols to list."),
+    seed: int = typer.Option(1, help="Seed of prices, listen keys and faults."),
+    api_key: str | None = typer.Option(None, help="API key clients must send (default: demo)."),
+    api_secret: str | None = typer.Option(None, help="HMAC secret (default: demo)."),
+    admin_token: str | None = typer.Option(None, help="Admin bearer token (default: demo)."),
+) -> None:
+    """Run the simulated Binance USD-M exchange on loopback until Ctrl-C.
+
+    Any Binance futures client can trade against it: point its REST base URL and user
+    stream URL at the printed ones and sign with the printed (demo) key and secret.
+    """
+    import time
+
+    import trio
+
+    from scalper.core.errors_base import CoreValueError
+    from scalper.venues.sim import server as sim
+
+    names: tuple[str, ...] = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
+    try:
+        config = sim.SimServerConfig(
+            port=port,
+            symbols=names,
+            seed=seed,
+            api_key=api_key or sim.DEMO_API_KEY,
+            api_secret=api_secret or sim.DEMO_API_SECRET,
+            admin_token=admin_token or sim.DEMO_ADMIN_TOKEN,
+            # The one wall-clock read: clients sign with their own clocks, so the venue's
+            # epoch must be real time; from here on the server runs on trio's clock.
+            epoch_at_start=time.time(),  # noqa: TID251
+        )
+        sim.engine_config_for(config)
+    except CoreValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            handle: sim.SimServerHandle = await nursery.start(sim.serve_sim_exchange, config)
+            # Demo credentials are printed so any client can be pointed at the simulator;
+            # secrets given on the command line are never echoed.
+            given = "<as given on the command line>"
+            secret = config.api_secret if api_secret is None else given
+            token = config.admin_token if admin_token is None else given
+            lines = [
+                "scalper simulated exchange, Binance USD-M wire format (no real money)",
+                f"  REST base URL    {handle.rest_url}",
+                f"  user stream      {handle.ws_url}/<listenKey>",
+                f"                   {handle.private_ws_url}/<listenKey>",
+                f"  API key          {config.api_key}",
+                f"  API secret       {secret}",
+                f"  admin URL        {handle.admin_url}  (Authorization: Bearer <token>)",
+                f"  admin token      {token}",
+                f"  symbols          {', '.join(config.symbols)}  (seed {config.seed})",
+                "Demo credentials unless given; Ctrl-C to stop.",
+            ]
+            print("\n".join(lines), flush=True)
+
+    try:
+        trio.run(run)
+    except* KeyboardInterrupt:
+        pass
+    print("sim-exchange stopped", flush=True)
+
+
 def main() -> None:
     """Run the CLI (the ``scalper`` console script and ``python -m scalper``)."""
     app()
