@@ -54,7 +54,11 @@ def bench(
     """Measure the hot paths (median latency per call and calls per second)."""
     from scalper.bench import run_benchmarks
 
-    table = Table("benchmark", "calls x repeats", "median us/call", "best us/call", "calls/s")
+    table = Table()
+    # Benchmark names are the point of the table: never truncate them on a narrow terminal.
+    table.add_column("benchmark", no_wrap=True)
+    for heading in ("calls x repeats", "median us/call", "best us/call", "calls/s"):
+        table.add_column(heading, justify="right")
     for r in run_benchmarks(only, repeats=repeats, scale=scale):
         table.add_row(
             r.name,
