@@ -55,7 +55,9 @@ connection is over: send ``listenKeyExpired`` first if ``step.disconnect.kind`` 
 LISTEN_KEY_EXPIRY, close the socket and stop polling this filter; events produced after
 ``step.disconnect.since`` may never have reached the client (it must reconnect and
 backfill over REST). A new connection starts from the engine's newest event: Binance does
-not replay.
+not replay. When the schedule is replaced under a live connection, continue it with
+``flt = flt.hand_over(new_injector, now)``: events the old filter holds stay in flight
+until their release instants (nothing is lost or sped up by a schedule change).
 
 Journal. ``injector.injected`` lists every :class:`InjectedFault` (``at``, ``kind``, ``op``,
 ``symbol``, ``detail``, ``spec_index``) in the order they were injected.
@@ -144,6 +146,11 @@ Rules
   window, except keepalive refusals after a LISTEN_KEY_EXPIRY, which last until renewal.
 * Stream faults judge events by the poll that sees them (the instant the exchange would
   push them), not by their engine timestamps.
+* **Decided holds outlive their schedule.** Replacing the schedule under a live connection
+  (:meth:`StreamFilter.hand_over`) keeps every held event in flight until its logged
+  release instant: a schedule change governs what happens next, never rewrites what the
+  log already says happened. Of the stream faults only STREAM_DROP and the outages lose
+  events, and each loss is in the log.
 
 Serves I3 (cancel answers that lie about liveness), I4 (acknowledgements that lie by
 omission), I7 (unknown outcomes that tempt a resend) and I10 (fills the stream never
@@ -1184,7 +1191,10 @@ class StreamFilter:
     what to deliver now. Held events (delay, reorder) come out at the first poll at or after
     their release time, before that poll's new events. When the stream goes down the
     connection is over: held and new events are lost, :attr:`StreamStep.disconnect` says
-    since when, and the filter refuses further polls.
+    since when, and the filter refuses further polls. When the schedule is replaced while
+    the connection lives, :meth:`hand_over` moves the held events to a filter of the new
+    injector: a hold already decided (and logged) stands, as a message already delayed in
+    an exchange's pipeline still arrives when it arrives.
     """
 
     def __init__(self, injector: FaultInjector, connected_at: float) -> None:
@@ -1203,6 +1213,29 @@ class StreamFilter:
     def undelivered_since(self) -> float:
         """Every event produced at or before this instant has been delivered or dropped."""
         return min((h.undelivered_since for h in self._held), default=self._last_poll)
+
+    def hand_over(self, injector: FaultInjector, now: float) -> "StreamFilter":
+        """The same connection under ``injector``'s schedule, keeping what is in flight.
+
+        The new filter (of ``injector``, created at ``now``) takes over this one's held
+        events unchanged: release instants, duplicate copies, their tie order, and the
+        instant since which they are undelivered. Events polled from then on face the new
+        schedule only. This filter is closed (a second poll would deliver them twice).
+
+        Raises:
+            CoreValueError: if this filter is closed (its connection dropped).
+        """
+        if self._closed:
+            raise CoreValueError("filter", "the connection dropped; nothing to hand over")
+        successor = injector.stream_filter(now)
+        # Release order ties break on arrival order: keep it by renumbering in order.
+        for held in sorted(self._held, key=lambda h: h.order):
+            successor._counter += 1
+            successor._held.append(attrs.evolve(held, order=successor._counter))
+        successor._last_poll = min(self._last_poll, now)
+        self._held = []
+        self._closed = True
+        return successor
 
     def poll(self, events: Sequence[SimEvent], now: float) -> StreamStep:
         """Filter the events produced since the previous poll; see the class docstring.

@@ -70,7 +70,10 @@ its own :class:`~scalper.venues.sim.faults.StreamFilter` (drop, duplicate, delay
 an outage (STREAM_DISCONNECT, MAINTENANCE) closes connections and refuses new ones (HTTP
 503 at the handshake), and LISTEN_KEY_EXPIRY pushes ``listenKeyExpired``, closes the
 connections and invalidates the key until it is re-created. Fault windows are on the
-server clock (engine seconds); the admin surface accepts windows relative to now.
+server clock (engine seconds); the admin surface accepts windows relative to now. A new
+schedule governs what happens next, not what is in flight: each connection's filter hands
+the events it holds over to a filter of the new injector, so they still arrive, once, at
+the release instants the injection log gave them.
 
 Not simulated: batch endpoints, order amendment, GTD, trailing stops (the engine's
 -1020), IP bans (418) unless a fault injects them, the 24-hour connection limit.
@@ -445,7 +448,7 @@ class FaultState:
         return (*self._past, *self.injector.injected)
 
     def replace(self, schedule: tuple[FaultSpec, ...]) -> None:
-        """Install a new schedule (stream filters must be re-created: ``generation``)."""
+        """Install a new schedule (stream filters hand over to it: ``generation``)."""
         self._past.extend(self.injector.injected)
         self.injector = FaultInjector(schedule, self._rng, self._config)
         self.view = self._make_view()
@@ -1088,10 +1091,16 @@ class SimExchangeApp:
                     self._offer(stream, stream.frame(payload))
 
     def _attach_filter(self, stream: _Stream, now: float) -> None:
-        """Give a connection a filter of the current injector (new one after a reschedule)."""
-        if stream.filter is None or stream.generation != self._faults.generation:
+        """Give a connection a filter of the current injector.
+
+        After a reschedule the old filter hands its held events over (a hold already
+        decided and logged stands: they arrive at their release instants, not never).
+        """
+        if stream.filter is None:
             stream.filter = self._faults.injector.stream_filter(now)
-            stream.generation = self._faults.generation
+        elif stream.generation != self._faults.generation:
+            stream.filter = stream.filter.hand_over(self._faults.injector, now)
+        stream.generation = self._faults.generation
 
     def _book_keep(self, ev: SimEvent) -> None:
         if isinstance(ev, AccountUpdate):

@@ -7,6 +7,7 @@ fires outside its window, and the same seed with the same calls gives the same f
 
 import json
 import random
+import re
 from decimal import Decimal
 
 import pytest
@@ -515,6 +516,109 @@ def test_stream_disconnect_loses_held_and_new_events_and_says_since_when():
     assert inj.stream_outage(6.0) is None
     fresh = inj.stream_filter(6.0)
     assert fresh.poll((), 6.1).disconnect is None
+
+
+def test_a_new_schedule_keeps_held_events_in_flight_until_their_release():
+    _, events = trading_events()
+    old = injector(
+        FaultSpec(0, 10, K.STREAM_DELAY, params={"delay_s": 2.0}),
+        FaultSpec(0, 10, K.STREAM_DUPLICATE, params={"copies": 1}),
+    )
+    flt = old.stream_filter(0.0)
+    assert flt.poll(events[:2], 0.5).events == ()  # held until 2.5, one extra copy each
+    cleared = injector()  # the schedule is cleared at 1.0
+
+    successor = flt.hand_over(cleared, 1.0)
+
+    assert flt.closed
+    with pytest.raises(CoreValueError):
+        flt.poll((), 1.1)  # the old filter cannot deliver them a second time
+    assert successor.undelivered_since == 0.0  # still owed since the poll before the hold
+    assert successor.poll(events[2:4], 1.5).events == events[2:4]  # new ones overtake
+    assert successor.poll((), 2.4).events == ()  # the decided hold stands
+    assert successor.poll((), 2.5).events == (events[0], events[0], events[1], events[1])
+    assert successor.undelivered_since == 2.5
+    assert len(old.injected) == 4  # two holds, two duplicates: what the log promised
+    assert cleared.injected == ()
+
+
+def test_an_outage_in_the_new_schedule_loses_handed_over_events_and_says_so():
+    _, events = trading_events()
+    old = injector(FaultSpec(0, 10, K.STREAM_DELAY, params={"delay_s": 5.0}))
+    flt = old.stream_filter(0.0)
+    assert flt.poll(events[:1], 1.0).events == ()
+    down = injector(FaultSpec(2.0, 4.0, K.STREAM_DISCONNECT))
+
+    step = flt.hand_over(down, 1.5).poll((), 2.0)
+
+    assert step.events == ()
+    assert step.disconnect is not None
+    assert step.disconnect.since == 0.0  # the gap covers the held event
+    assert [e.kind for e in down.injected] == [K.STREAM_DISCONNECT]  # the loss is logged
+
+
+def test_a_dropped_connection_has_nothing_to_hand_over():
+    flt = injector(FaultSpec(0, 10, K.STREAM_DISCONNECT)).stream_filter(0.0)
+    assert flt.poll((), 1.0).disconnect is not None
+    with pytest.raises(CoreValueError):
+        flt.hand_over(injector(), 1.0)
+
+
+_HELD_DETAIL = re.compile(r"^held event (\d+) .* for ([\d.]+)s$")
+hold_specs = st.builds(
+    lambda kind, start, length, delay, p: FaultSpec(
+        start,
+        start + length,
+        kind,
+        params={"delay_s" if kind is K.STREAM_DELAY else "max_delay_s": delay},
+        probability=p,
+    ),
+    st.sampled_from([K.STREAM_DELAY, K.STREAM_REORDER]),
+    st.floats(min_value=0.0, max_value=5.0),
+    st.floats(min_value=0.1, max_value=5.0),
+    st.floats(min_value=0.05, max_value=3.0),
+    st.sampled_from([0.5, 1.0]),
+)
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(hold_specs, max_size=3),
+    st.lists(hold_specs, max_size=3),
+    st.lists(st.floats(min_value=0.01, max_value=0.5), min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=12),
+    st.integers(min_value=0, max_value=2**32),
+)
+def test_rescheduling_delivers_every_held_event_once_and_never_early(
+    before, after, gaps, switch_at, seed
+):
+    _, events = trading_events()
+    first = FaultInjector(before, random.Random(seed))
+    second = FaultInjector(after, random.Random(seed + 1))
+    flt = first.stream_filter(0.0)
+    delivered: list[tuple[float, SimEvent]] = []
+    now = 0.0
+    for i, gap in enumerate(gaps):
+        now += gap
+        if i == switch_at:
+            flt = flt.hand_over(second, now)
+        batch = events[i : i + 1] if i < len(gaps) - 1 else events[i:]
+        delivered.extend((now, e) for e in flt.poll(batch, now).events)
+    if switch_at >= len(gaps):
+        flt = flt.hand_over(second, now)
+    while flt.undelivered_since < now:  # drain what is still in flight
+        now += 0.5
+        delivered.extend((now, e) for e in flt.poll((), now).events)
+
+    assert sorted(e.seq for _, e in delivered) == [e.seq for e in events]  # exactly once
+    release: dict[int, float] = {}
+    for entry in (*first.injected, *second.injected):
+        match = _HELD_DETAIL.match(entry.detail)
+        assert match is not None, entry.detail
+        seq = int(match.group(1))
+        release[seq] = max(release.get(seq, 0.0), entry.at + float(match.group(2)))
+    for at, event in delivered:
+        assert at >= release.get(event.seq, 0.0) - 1e-3  # the log rounds to milliseconds
 
 
 # ---------------------------------------------------------------------------- snapshot lag

@@ -238,6 +238,45 @@ async def test_stream_delay_holds_frames_for_the_delay_and_later_events_overtake
     assert [e.kind for e in c.handle.app.faults.injected] == [FaultKind.STREAM_DELAY] * 3
 
 
+@pytest.mark.parametrize("replace_with", ["PUT", "DELETE"])
+async def test_replacing_the_schedule_keeps_held_frames_in_flight_and_loses_none(
+    nursery: trio.Nursery, replace_with: str
+):
+    c = await start(nursery, server_config())
+    key = wire.parse_listen_key(await c.ok(wire.create_listen_key()))
+    async with open_websocket_url(wire.user_stream_url(c.handle.ws_url, key)) as ws:
+        delay = 0.6
+        await schedule_now(c, FaultSpec(0, 60, FaultKind.STREAM_DELAY, params={"delay_s": delay}))
+        held_id = await place_market(c, "held")  # its three frames are now in flight
+        assert await silent_for(ws, 0.15)
+
+        # A new schedule mid-flight: a later, unrelated fault, or none at all.
+        if replace_with == "PUT":
+            later = FaultSpec(30, 60, FaultKind.STREAM_DROP)
+            assert (await schedule_now(c, later))["schedule"][0]["kind"] == "STREAM_DROP"
+        else:
+            cleared = await c.admin("DELETE", "/faults")
+            assert cleared.status_code == 200, cleared.text
+            assert cleared.json()["schedule"] == []
+        fresh_id = await place_market(c, "fresh")  # under the new schedule: not held
+
+        first = [tag(f) for f in await receive(ws, 3)]
+        second = [tag(f) for f in await receive(ws, 3)]
+        held_arrived = c.handle.app.now()
+        assert await silent_for(ws, 0.3)  # nothing twice, nothing invented
+
+    # The holds already decided stand: the fresh frames overtake, the held ones arrive once,
+    # in engine order, no earlier than the injection log said they would.
+    assert first == expected_order_tags(fresh_id)
+    assert second == expected_order_tags(held_id)
+    log = c.handle.app.faults.injected
+    assert [e.kind for e in log] == [FaultKind.STREAM_DELAY] * 3
+    assert all(e.detail.startswith("held event ") for e in log)
+    assert held_arrived >= max(e.at for e in log) + delay
+    # Every event the engine produced reached the client, and only once (I10).
+    assert len(c.handle.engine.events_since(0)) == len(first + second) == 6
+
+
 async def test_stream_disconnect_closes_loses_window_events_and_rest_keeps_the_fill(
     nursery: trio.Nursery,
 ):
