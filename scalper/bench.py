@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -22,6 +23,9 @@ from scalper.core.orders import OrderEvent, OrderEventKind, OrderTracker
 from scalper.core.posture import BeliefDebt, PostureController
 from scalper.core.reconcile import LocalOrder, LocalPosition, LocalView, Reconciler
 from scalper.core.types import OrderType, Side
+
+if TYPE_CHECKING:
+    from scalper.messages import OrderSending
 
 __all__ = ["BenchResult", "run_benchmarks"]
 
@@ -160,6 +164,76 @@ def _reconcile_workload(n_orders: int) -> Callable[[], object]:
     return run
 
 
+def _sending_event(i: int) -> "OrderSending":
+    from scalper.messages import OrderSending
+
+    intent_id = f"bench-{i}"
+    coid = client_order_id("sc", intent_id, Role.ENTRY)
+    intent = Intent(intent_id=intent_id, symbol="BTCUSDT", side=Side.BUY, quantity=Decimal("0.01"))
+    return OrderSending(
+        intent_id=intent_id,
+        correlation_id=intent_id,
+        client_order_id=coid,
+        generation=0,
+        request=intent.to_order_request(coid),
+        risk_increasing=True,
+        recv_window_ms=5000,
+        sent_wall_ms=1_767_225_600_000 + i,
+    )
+
+
+def _bench_codec() -> Callable[[], object]:
+    from scalper.messages import decode_event, encode_event, event_type
+
+    event = _sending_event(1)
+    kind = event_type(event)
+
+    def run() -> object:
+        return decode_event(kind, encode_event(event))
+
+    return run
+
+
+def _bench_state_apply() -> Callable[[], object]:
+    from scalper.state import AccountState
+
+    state = AccountState()
+    events = [_sending_event(i) for i in range(100_000)]
+    counter = {"i": 0}
+
+    def run() -> object:
+        i = counter["i"]
+        counter["i"] = i + 1
+        return state.apply(events[i], 1_767_225_600_000 + i)
+
+    return run
+
+
+def _bench_store_write(batch: int) -> Callable[[], object]:
+    import atexit
+    import shutil
+    import tempfile
+
+    from scalper.messages import encode_event
+    from scalper.store.records import JournalRecord, WriteItem
+    from scalper.store.store import Store
+
+    folder = tempfile.mkdtemp(prefix="scalper-bench-")
+    store = Store.open(f"{folder}/bench.db")
+    atexit.register(shutil.rmtree, folder, True)
+    atexit.register(store.close)
+    payload = encode_event(_sending_event(1))
+    items = [
+        WriteItem(JournalRecord(type="order_sending", wall_ms=i, payload=payload, intent_id="b"))
+        for i in range(batch)
+    ]
+
+    def run() -> object:
+        return store.write(items)
+
+    return run
+
+
 BENCHMARKS: dict[str, tuple[Callable[[], Callable[[], object]], int]] = {
     "ids.derive+parse": (_bench_ids, 5000),
     "intents.validate+request": (_bench_intent, 5000),
@@ -168,6 +242,10 @@ BENCHMARKS: dict[str, tuple[Callable[[], Callable[[], object]], int]] = {
     "posture.update": (_bench_posture, 2000),
     "reconcile(100 orders)": (lambda: _reconcile_workload(100), 50),
     "reconcile(1000 orders)": (lambda: _reconcile_workload(1000), 5),
+    "messages.encode+decode(order_sending)": (_bench_codec, 2000),
+    "state.apply(order_sending)": (_bench_state_apply, 2000),
+    "store.write(1 record, fsync)": (lambda: _bench_store_write(1), 200),
+    "store.write(32 records, 1 fsync)": (lambda: _bench_store_write(32), 50),
 }
 
 

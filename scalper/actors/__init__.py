@@ -1,0 +1,1 @@
+"""The trio actor system around the core: supervision and the actors it runs."""

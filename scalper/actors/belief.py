@@ -1,0 +1,296 @@
+"""The BeliefController: belief debt to posture to GuardKnobs, plus the kill switch.
+
+Theory of operation
+-------------------
+
+The controller turns what the Reconciler found (:class:`~scalper.actors.reconciler.BeliefState`)
+and what the journal's state says about unresolved orders into core's
+:class:`~scalper.core.posture.BeliefDebt`, and feeds it to
+:class:`~scalper.core.posture.PostureController` on every pass and on a steady tick (ages
+grow while nothing happens). Every posture change is journaled
+(:class:`~scalper.messages.PostureChanged`) with its cause tags and the unlock conditions
+for the next step down, and the new :class:`~scalper.core.posture.GuardKnobs` are sent to
+every subscriber (the Router, strategies). Knobs limit entries only; nothing here can
+block an exit (I1). Posture boots ORANGE: after a restart the system earns its way back.
+
+The kill switch (:class:`~scalper.core.kill_switch.KillSwitch`) is evaluated on each pass
+with the mismatch streak, RED posture and equity. A trip, its expiry, an operator halt and
+an operator resume are journaled as :class:`~scalper.messages.HaltChanged`; the journal's
+halts are what the Router checks, so a halt survives a restart of any actor or of the
+process. Resume needs a clean last reconcile and no active automatic trigger.
+
+Debt inputs, and how they are measured:
+
+* ``unknown_intents`` / ``oldest_unknown_intent_s``: orders in SENDING or UNKNOWN, aged
+  from their send time;
+* ``mismatch_streak`` and ``breadth``: the reconcile streak; mismatched symbols plus
+  unknown orders;
+* ``depth``: unknown orders' notional over ``reference_notional`` (a market order, whose
+  price we do not hold, counts as one full reference entry), at least the worst mismatch
+  severity;
+* ``debt_age_s``: how long reconciles have been unclean, or the oldest unknown order;
+* ``protection_gap_s``: how long a missing or undersized protection mismatch has
+  persisted on any symbol (I9);
+* ``source_confidence`` and ``contradiction_burn``: from the evidence health.
+"""
+
+import math
+from decimal import Decimal
+
+import attrs
+import trio
+
+from scalper.actors.journal import Journal
+from scalper.actors.reconciler import BeliefState
+from scalper.clock import Clock
+from scalper.core.kill_switch import KillSwitch, KillSwitchInputs, KillSwitchState
+from scalper.core.posture import (
+    BeliefDebt,
+    GuardKnobs,
+    PostureController,
+    PostureDecision,
+    PostureMode,
+)
+from scalper.core.reconcile import ACCOUNT, MismatchKind
+from scalper.core.types import ZERO
+from scalper.messages import Halt, HaltChanged, PostureChanged, Resume
+
+__all__ = ["BeliefConfig", "BeliefController", "ResumeResult"]
+
+_PROTECTION_KINDS = frozenset({MismatchKind.MISSING_PROTECTION, MismatchKind.UNDERSIZED_PROTECTION})
+
+
+@attrs.frozen
+class BeliefConfig:
+    """Controller settings.
+
+    Attributes:
+        tick_s: how often posture is re-evaluated without new evidence.
+        reference_notional: the notional of one standard entry (depth's unit), quote asset.
+    """
+
+    tick_s: float = 1.0
+    reference_notional: Decimal = Decimal("1000")
+
+    def __attrs_post_init__(self) -> None:
+        if not (math.isfinite(self.tick_s) and self.tick_s > 0):
+            raise ValueError(f"tick_s must be a positive number, got {self.tick_s!r}")
+        if not self.reference_notional > 0:
+            raise ValueError(f"reference_notional must be positive, got {self.reference_notional}")
+
+
+@attrs.frozen
+class ResumeResult:
+    """The answer to an operator resume: resumed, or what blocks it."""
+
+    resumed: bool
+    blocking: tuple[str, ...]
+
+
+class BeliefController:
+    """Posture and kill switch (see the module docstring).
+
+    Args:
+        journal: the single writer (halts and posture changes are journaled).
+        clock: the injected clock.
+        beliefs: :class:`BeliefState` from the Reconciler.
+        knobs_out: where new knobs go (the Router's knobs inbox, strategies).
+        posture: core's posture controller (boots in its configured boot mode).
+        kill_switch: core's kill switch.
+        config: tick and depth unit.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        clock: Clock,
+        beliefs: trio.MemoryReceiveChannel[BeliefState],
+        knobs_out: list[trio.MemorySendChannel[GuardKnobs]],
+        posture: PostureController,
+        kill_switch: KillSwitch,
+        config: BeliefConfig | None = None,
+    ) -> None:
+        self._journal = journal
+        self._clock = clock
+        self._beliefs = beliefs
+        self._knobs_out = knobs_out
+        self.posture = posture
+        self.kill_switch = kill_switch
+        self._config = config or BeliefConfig()
+        self.last_belief: BeliefState | None = None
+        self.last_decision: PostureDecision | None = None
+        self.last_debt = BeliefDebt()
+        self._unclean_since: float | None = None
+        self._gap_since: dict[str, float] = {}
+        self._day_start_equity: Decimal | None = None
+        self._peak_equity: Decimal | None = None
+        self._equity: Decimal | None = None
+
+    @property
+    def knobs(self) -> GuardKnobs:
+        """The current entry limits."""
+        return self.posture.knobs
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Consume beliefs and tick until cancelled."""
+        now = self._clock.now()
+        operator = self._journal.state.halts.get("operator")
+        if operator is not None:
+            # The halt is durable: a restarted controller re-arms it from the journal.
+            self.kill_switch.operator_halt(now, operator)
+        await self._publish(self.posture.knobs)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._tick_loop)
+            task_status.started()
+            async for belief in self._beliefs:
+                self.last_belief = belief
+                await self._update(belief)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await trio.sleep(self._config.tick_s)
+            await self._update(None)
+
+    async def _publish(self, knobs: GuardKnobs) -> None:
+        for send in self._knobs_out:
+            try:
+                send.send_nowait(knobs)
+            except trio.WouldBlock:
+                # A subscriber behind on knobs gets the next ones; the Router reads the
+                # latest anyway, and posture changes are journaled.
+                pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    # ----------------------------------------------------------------- debt
+
+    def debt(self, now: float) -> BeliefDebt:
+        """The belief debt at ``now`` from the last reconcile and the journal's state."""
+        state = self._journal.state
+        wall_ms = self._clock.wall_ms()
+        unknown = state.unresolved_orders()
+        oldest = max((max(0.0, (wall_ms - o.sent_wall_ms) / 1000.0) for o in unknown), default=0.0)
+        depth_unknown = Decimal(0)
+        for o in unknown:
+            price = state.price_hint(o)
+            qty = o.request.quantity
+            if price is None or qty is None:
+                depth_unknown += self._config.reference_notional
+            else:
+                depth_unknown += price * qty
+        belief = self.last_belief
+        streak = 0
+        mismatched: set[str] = set()
+        severity = 0.0
+        burn = 0.0
+        confidence = 1.0
+        if belief is not None:
+            result = belief.result
+            streak = result.streak
+            severity = result.max_severity
+            mismatched = {m.symbol for m in result.mismatches if m.symbol != ACCOUNT}
+            burn = belief.evidence.contradiction_burn
+            confidence = belief.evidence.confidence
+            if result.clean:
+                self._unclean_since = None
+            elif self._unclean_since is None:
+                self._unclean_since = result.now
+            gap_symbols = {m.symbol for m in result.mismatches if m.kind in _PROTECTION_KINDS}
+            for symbol in list(self._gap_since):
+                if symbol not in gap_symbols and result.snapshot_ok:
+                    del self._gap_since[symbol]
+            for symbol in gap_symbols:
+                self._gap_since.setdefault(symbol, result.now)
+        age = 0.0 if self._unclean_since is None else max(0.0, now - self._unclean_since)
+        gap = max((now - t for t in self._gap_since.values()), default=0.0)
+        return BeliefDebt(
+            debt_age_s=max(age, oldest),
+            breadth=len(mismatched) + len(unknown),
+            depth=max(float(depth_unknown / self._config.reference_notional), severity),
+            contradiction_burn=burn,
+            protection_gap_s=max(0.0, gap),
+            mismatch_streak=streak,
+            source_confidence=min(1.0, max(0.0, confidence)),
+            unknown_intents=len(unknown),
+            oldest_unknown_intent_s=oldest if unknown else 0.0,
+        )
+
+    async def _update(self, belief: BeliefState | None) -> None:
+        now = self._clock.now()
+        debt = self.debt(now)
+        self.last_debt = debt
+        decision = self.posture.update(debt, now)
+        self.last_decision = decision
+        if decision.changed:
+            await self._journal.append(
+                PostureChanged(
+                    mode=decision.mode.value,
+                    previous=decision.previous_mode.value,
+                    score=round(decision.score, 6),
+                    causes=decision.explanation.cause_tags,
+                    unlock=tuple(c.describe() for c in decision.explanation.unlock_conditions),
+                    knobs=decision.knobs,
+                )
+            )
+            await self._publish(decision.knobs)
+        if belief is not None:
+            await self._evaluate_kill_switch(belief, decision, now)
+
+    # ----------------------------------------------------------------- kill switch
+
+    async def _evaluate_kill_switch(
+        self, belief: BeliefState, decision: PostureDecision, now: float
+    ) -> None:
+        equity = belief.equity
+        if equity is not None:
+            self._equity = equity
+            if self._day_start_equity is None:
+                self._day_start_equity = equity
+            self._peak_equity = max(self._peak_equity or equity, equity)
+        if self._equity is None or self._day_start_equity is None or self._peak_equity is None:
+            # Without equity the loss triggers cannot be judged; the streak still can.
+            equity_in = day_in = peak_in = Decimal(1)
+        else:
+            equity_in, day_in, peak_in = self._equity, self._day_start_equity, self._peak_equity
+        verdict = self.kill_switch.evaluate(
+            KillSwitchInputs(
+                equity=equity_in if equity_in > ZERO else Decimal(1),
+                day_start_equity=day_in if day_in > ZERO else Decimal(1),
+                peak_equity=peak_in if peak_in > ZERO else Decimal(1),
+                reconcile_mismatch_streak=belief.result.streak,
+                posture_red=decision.mode is PostureMode.RED,
+            ),
+            now,
+        )
+        await self._sync_halt(verdict)
+
+    async def _sync_halt(self, verdict: KillSwitchState) -> None:
+        automatic = verdict.halted and tuple(r for r in verdict.reasons if r.value != "operator")
+        journaled = "kill_switch" in self._journal.state.halts
+        if automatic and not journaled:
+            reasons = ",".join(r.value for r in verdict.reasons)
+            await self._journal.append(HaltChanged(True, reasons, "kill_switch"))
+        elif not automatic and journaled:
+            await self._journal.append(HaltChanged(False, "kill_switch_cleared", "kill_switch"))
+
+    # ----------------------------------------------------------------- operator
+
+    async def halt(self, command: Halt) -> None:
+        """Operator halt: entries stop now; durable across restarts."""
+        self.kill_switch.operator_halt(self._clock.now(), command.reason)
+        await self._journal.append(HaltChanged(True, command.reason, "operator"))
+
+    async def resume(self, command: Resume) -> ResumeResult:
+        """Operator resume: only after a clean reconcile and with no automatic trigger."""
+        state = self._journal.state
+        last = state.last_reconcile
+        if last is None or not last.clean:
+            return ResumeResult(False, ("reconcile_not_clean",))
+        decision = self.kill_switch.operator_resume(self._clock.now())
+        if not decision.resumed:
+            return ResumeResult(False, tuple(r.value for r in decision.blocking))
+        for source in ("operator", "kill_switch", "supervisor"):
+            if source in state.halts:
+                await self._journal.append(HaltChanged(False, command.reason, source))
+        return ResumeResult(True, ())

@@ -1,0 +1,378 @@
+"""The EvidenceCollector: the user stream, REST snapshots and trade backfill.
+
+Theory of operation
+-------------------
+
+Everything scalper learns about the venue arrives here and nowhere else, and is journaled
+before anyone acts on it:
+
+* **The user stream.** Each execution becomes :class:`~scalper.messages.FillApplied`
+  (journaled at most once per (symbol, trade id): the Journal refuses a repeat, I10); other
+  order updates become :class:`~scalper.messages.OrderObserved`. Unknown event types are
+  journaled as :class:`~scalper.messages.InvalidInput`, never a crash. When the stream
+  reports a :class:`~scalper.venues.base.StreamGap` (or dies and is reopened), the gap is
+  journaled, the stream source's health records it, and every traded symbol is
+  **backfilled** over REST from its stored cursor, so a fill that happened during the
+  disconnect is journaled anyway.
+* **Snapshots.** Every ``snapshot_interval_s`` (and right after a gap) open orders,
+  positions and balances are read and handed to the Reconciler with the evidence health,
+  as a :class:`SnapshotReady`. A failed read is handed over too: missing evidence is
+  evidence of trouble, never silence.
+* **Queries on request.** The Reconciler's ``QUERY_ORDER`` repairs arrive as
+  :class:`QueryOrders`; each order's status is journaled and its symbol backfilled.
+
+Source health (freshness, gaps, error rate) comes from core's
+:class:`~scalper.core.evidence.EvidenceHealth`. Trade cursors are journaled with each
+backfill (:class:`~scalper.messages.BackfillCompleted`), so a restarted collector resumes
+where the journal says, and re-reading a trade twice is harmless (dedupe by trade id).
+"""
+
+import math
+
+import attrs
+import trio
+
+from scalper.actors.journal import Journal
+from scalper.clock import Clock
+from scalper.core.evidence import EvidenceHealth, EvidenceSnapshot, SourceKind
+from scalper.core.model import AccountSnapshot, Balance, Fill
+from scalper.crashpoints import CrashPoint, CrashPoints
+from scalper.messages import (
+    BackfillCompleted,
+    FillApplied,
+    InvalidInput,
+    OrderObserved,
+    StreamGapObserved,
+)
+from scalper.venues.base import (
+    AccountUpdate,
+    OrderUpdate,
+    StreamConnected,
+    StreamEvent,
+    StreamGap,
+    UnknownStreamEvent,
+    Venue,
+    VenueError,
+    take_snapshot,
+)
+
+__all__ = ["CollectorConfig", "EvidenceCollector", "QueryOrders", "SnapshotReady"]
+
+
+def _positive(_inst: object, attribute: "attrs.Attribute[float]", value: float) -> None:
+    if isinstance(value, bool) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{attribute.name} must be a positive finite number, got {value!r}")
+
+
+@attrs.frozen
+class CollectorConfig:
+    """Collector settings.
+
+    Attributes:
+        snapshot_interval_s: seconds between REST snapshots.
+        request_timeout_s: cancel scope around each REST read.
+        reconnect_delay_s: first wait before reopening a dead stream (doubles, capped).
+        reconnect_max_s: the cap.
+        backfill_limit: trades per backfill request.
+        backfill_interval_s: seconds between routine backfills of every symbol (a second
+            line of defence for I10 besides the gap-triggered ones).
+        stream_heartbeat_s: while the stream is open and quiet, the open connection counts
+            as healthy evidence this often (the adapter ends or raises on a dead socket).
+    """
+
+    snapshot_interval_s: float = attrs.field(default=5.0, validator=_positive)
+    request_timeout_s: float = attrs.field(default=10.0, validator=_positive)
+    reconnect_delay_s: float = attrs.field(default=0.5, validator=_positive)
+    reconnect_max_s: float = attrs.field(default=30.0, validator=_positive)
+    backfill_limit: int = 500
+    backfill_interval_s: float = attrs.field(default=30.0, validator=_positive)
+    stream_heartbeat_s: float = attrs.field(default=10.0, validator=_positive)
+
+
+@attrs.frozen
+class SnapshotReady:
+    """Collector to Reconciler: a snapshot (or why there is none) and the evidence health."""
+
+    snapshot: AccountSnapshot | None
+    balances: tuple[Balance, ...]
+    evidence: EvidenceSnapshot
+    error: str | None = None
+
+
+@attrs.frozen
+class QueryOrders:
+    """Reconciler to Collector: query these orders and backfill their symbol.
+
+    ``done`` is set once the backfill finished (successfully or not), so a caller can wait
+    for the evidence before acting on a position difference.
+    """
+
+    symbol: str
+    client_order_ids: tuple[str, ...]
+    correlation_id: str
+    done: trio.Event | None = attrs.field(default=None, eq=False)
+
+
+class EvidenceCollector:
+    """Stream, snapshots, backfill (see the module docstring).
+
+    Args:
+        venue: the exchange.
+        journal: the single writer.
+        clock: the injected clock.
+        snapshots: where :class:`SnapshotReady` goes (the Reconciler).
+        config: intervals and timeouts.
+        symbols: the symbols scalper trades (backfilled after a gap).
+    """
+
+    def __init__(
+        self,
+        venue: Venue,
+        journal: Journal,
+        *,
+        clock: Clock,
+        snapshots: trio.MemorySendChannel[SnapshotReady],
+        symbols: tuple[str, ...],
+        config: CollectorConfig | None = None,
+        health: EvidenceHealth | None = None,
+        crash_points: CrashPoints | None = None,
+    ) -> None:
+        self._venue = venue
+        self._journal = journal
+        self._clock = clock
+        self._snapshots = snapshots
+        self._symbols = symbols
+        self._config = config or CollectorConfig()
+        self._crash = crash_points or CrashPoints()
+        self.health = health or EvidenceHealth(started_at=clock.now())
+        send, receive = trio.open_memory_channel[QueryOrders](64)
+        self.queries = send
+        self._queries = receive
+        self._snapshot_now = trio.Event()
+        self.backfills = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Collect until cancelled. A restart resumes from the journal's cursors."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._stream_loop)
+            nursery.start_soon(self._snapshot_loop)
+            nursery.start_soon(self._query_loop)
+            nursery.start_soon(self._backfill_loop)
+            task_status.started()
+
+    # ----------------------------------------------------------------- stream
+
+    async def _stream_loop(self) -> None:
+        delay = self._config.reconnect_delay_s
+        down_since: float | None = None
+        while True:
+            try:
+                async with self._venue.user_stream() as events:
+                    if down_since is not None:
+                        # Our own reconnect: everything since the drop may be missing.
+                        await self._on_gap(StreamGap(down_since, self._clock.now(), "reopened"))
+                        down_since = None
+                    delay = self._config.reconnect_delay_s
+                    async with trio.open_nursery() as beat:
+                        beat.start_soon(self._heartbeat)
+                        async for event in events:
+                            await self._on_event(event)
+                        beat.cancel_scope.cancel()
+            except VenueError as exc:
+                self.health.record_error(
+                    SourceKind.USER_STREAM, self._clock.now(), exc.verdict.reason
+                )
+            except (trio.BrokenResourceError, OSError) as exc:
+                self.health.record_error(
+                    SourceKind.USER_STREAM, self._clock.now(), type(exc).__name__
+                )
+            if down_since is None:
+                down_since = self._clock.now()
+            await trio.sleep(delay)
+            delay = min(delay * 2, self._config.reconnect_max_s)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.health.observe(SourceKind.USER_STREAM, self._clock.now())
+            await trio.sleep(self._config.stream_heartbeat_s)
+
+    async def _backfill_loop(self) -> None:
+        while True:
+            await trio.sleep(self._config.backfill_interval_s)
+            for symbol in self._symbols:
+                await self.backfill(symbol, correlation_id="routine")
+
+    async def _on_event(self, event: StreamEvent) -> None:
+        now = self._clock.now()
+        match event:
+            case OrderUpdate():
+                self.health.observe(SourceKind.USER_STREAM, now)
+                await self._on_order_update(event)
+            case AccountUpdate():
+                self.health.observe(SourceKind.USER_STREAM, now)
+            case StreamConnected():
+                self.health.observe(SourceKind.USER_STREAM, now)
+            case StreamGap():
+                await self._on_gap(event)
+            case UnknownStreamEvent():
+                await self._journal.append(
+                    InvalidInput(
+                        source="stream",
+                        error=f"unknown event type {event.event_type!r}",
+                        raw=event.raw[:2000],
+                    )
+                )
+
+    async def _on_order_update(self, update: OrderUpdate) -> None:
+        order = update.order
+        state = self._journal.state
+        known = state.orders.get(order.client_order_id)
+        intent_id = known.intent_id if known else ""
+        correlation_id = known.correlation_id if known else ""
+        if update.fill is not None:
+            await self._apply_fill(update.fill, "stream")
+            return
+        await self._journal.append(
+            OrderObserved(
+                intent_id=intent_id,
+                correlation_id=correlation_id,
+                client_order_id=order.client_order_id,
+                order=order,
+                source="stream",
+                observed_wall_ms=self._clock.wall_ms(),
+            )
+        )
+
+    async def _apply_fill(self, fill: Fill, source: str) -> bool:
+        """Journal a fill once; True if it was new."""
+        known = self._journal.state.orders.get(fill.client_order_id)
+        entry = await self._journal.append(
+            FillApplied(
+                intent_id=known.intent_id if known else "",
+                correlation_id=known.correlation_id if known else "",
+                fill=fill,
+                source=source,
+            )
+        )
+        return entry is not None
+
+    async def _on_gap(self, gap: StreamGap) -> None:
+        self.health.record_gap(
+            SourceKind.USER_STREAM,
+            self._clock.now(),
+            max(0.0, gap.ended_at - gap.started_at),
+            gap.reason,
+        )
+        await self._journal.append(StreamGapObserved(gap.started_at, gap.ended_at, gap.reason))
+        for symbol in self._symbols:
+            await self.backfill(symbol, correlation_id=f"gap:{gap.ended_at:.3f}")
+        self._snapshot_now.set()
+
+    # ----------------------------------------------------------------- backfill
+
+    async def backfill(self, symbol: str, *, correlation_id: str) -> int:
+        """Fetch our trades on ``symbol`` from the journal's cursor; journal the new ones.
+
+        Returns the number of new fills (0 if the read failed; the failure is recorded in
+        the REST source's health and the next gap or query tries again).
+        """
+        cursor = self._journal.state.cursors.get(f"trades:{symbol}")
+        try:
+            with trio.fail_after(self._config.request_timeout_s):
+                fills = await self._venue.user_trades(
+                    symbol, from_trade_id=cursor, limit=self._config.backfill_limit
+                )
+        except (VenueError, trio.TooSlowError) as exc:
+            reason = exc.verdict.reason if isinstance(exc, VenueError) else "timeout"
+            self.health.record_error(SourceKind.REST, self._clock.now(), reason)
+            return 0
+        self.health.observe(SourceKind.REST, self._clock.now())
+        self.health.observe(SourceKind.FILLS, self._clock.now())
+        new = 0
+        for fill in fills:
+            if await self._apply_fill(fill, "backfill"):
+                new += 1
+                self._crash.check(CrashPoint.MID_FILL)
+        last = fills[-1].trade_id if fills else cursor
+        self.backfills += 1
+        await self._journal.append(
+            BackfillCompleted(
+                symbol=symbol,
+                from_trade_id=cursor,
+                fetched=len(fills),
+                new_fills=new,
+                correlation_id=correlation_id,
+                cursor=last,
+            )
+        )
+        return new
+
+    # ----------------------------------------------------------------- snapshots
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await self.snapshot_once()
+            with trio.move_on_after(self._config.snapshot_interval_s):
+                await self._snapshot_now.wait()
+            self._snapshot_now = trio.Event()
+
+    async def snapshot_once(self) -> SnapshotReady:
+        """Read open orders, positions and balances and hand them to the Reconciler."""
+        taken_at = self._clock.now()
+        snapshot: AccountSnapshot | None = None
+        balances: tuple[Balance, ...] = ()
+        error: str | None = None
+        try:
+            with trio.fail_after(self._config.request_timeout_s):
+                snapshot = await take_snapshot(self._venue, taken_at)
+                balances = tuple(await self._venue.balances())
+        except VenueError as exc:
+            error = exc.verdict.reason
+        except trio.TooSlowError:
+            error = "snapshot_timeout"
+        now = self._clock.now()
+        if error is None:
+            self.health.observe(SourceKind.REST, now)
+        else:
+            self.health.record_error(SourceKind.REST, now, error)
+        ready = SnapshotReady(
+            snapshot=snapshot if error is None else None,
+            balances=balances,
+            evidence=self.health.snapshot(now),
+            error=error,
+        )
+        await self._snapshots.send(ready)
+        return ready
+
+    # ----------------------------------------------------------------- queries
+
+    async def _query_loop(self) -> None:
+        async for request in self._queries:
+            for coid in request.client_order_ids:
+                known = self._journal.state.orders.get(coid)
+                if known is None:
+                    continue
+                try:
+                    with trio.fail_after(self._config.request_timeout_s):
+                        order = await self._venue.query_order(
+                            request.symbol, client_order_id=coid, conditional=known.conditional
+                        )
+                except (VenueError, trio.TooSlowError) as exc:
+                    reason = exc.verdict.reason if isinstance(exc, VenueError) else "timeout"
+                    self.health.record_error(SourceKind.REST, self._clock.now(), reason)
+                    continue
+                await self._journal.append(
+                    OrderObserved(
+                        intent_id=known.intent_id,
+                        correlation_id=known.correlation_id,
+                        client_order_id=coid,
+                        order=order,
+                        source="query",
+                        observed_wall_ms=self._clock.wall_ms(),
+                    )
+                )
+            try:
+                await self.backfill(request.symbol, correlation_id=request.correlation_id)
+            finally:
+                if request.done is not None:
+                    request.done.set()

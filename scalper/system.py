@@ -1,0 +1,347 @@
+"""The System: builds and wires the actors. The one place that shows the data flow.
+
+::
+
+    strategy ──SubmitIntent──▶ Router ──(entries: halt, knobs, caps; exits: never gated)──▶
+        Journal.append(OrderSending)  [durable first] ──▶ venue.create_order
+    venue user stream + REST ──▶ EvidenceCollector ──FillApplied/OrderObserved──▶ Journal
+                                        └──SnapshotReady──▶ Reconciler
+    Reconciler ──ReconcileCompleted──▶ Journal;  repairs ──▶ Router / Collector / Journal
+               ──BeliefState──▶ BeliefController ──GuardKnobs──▶ Router, strategies
+    BeliefController ──PostureChanged / HaltChanged──▶ Journal
+    Journal: single writer, group commit, hash chain; its AccountState is the ledger
+
+Structure: the Journal runs in the outer nursery and outlives everyone (it is stopped last,
+so every actor's final words are durable). The four actors run under one ONE_FOR_ONE
+:class:`~scalper.actors.supervisor.Supervisor`; a crashed actor is restarted and rebuilds
+from the journal (its run() starts from the journal's state; unresolved orders are
+re-discovered, cursors re-read). Supervisor events are journaled. When restart intensity
+is exceeded the system halts entries durably, journals why, and stops.
+
+Embedding (notebooks, scripts, tests)::
+
+    async with open_system(config, venue, store) as system:
+        receipt = await system.submit(intent, reference_price=Decimal("60000"))
+        print(system.status())
+
+Under ``trio.testing.MockClock`` with an in-process venue and an in-memory store, a whole
+run is deterministic (see :mod:`scalper.determinism`).
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import attrs
+import trio
+
+import scalper
+from scalper.actors.belief import BeliefConfig, BeliefController, ResumeResult
+from scalper.actors.evidence import CollectorConfig, EvidenceCollector, SnapshotReady
+from scalper.actors.journal import Journal
+from scalper.actors.reconciler import BeliefState, ReconcilerActor
+from scalper.actors.router import IntentReceipt, Router, RouterConfig
+from scalper.actors.supervisor import (
+    ChildCrashed,
+    ChildSpec,
+    ChildStarted,
+    Escalated,
+    RestartIntensityExceeded,
+    Supervisor,
+    SupervisorConfig,
+    SupervisorEvent,
+)
+from scalper.clock import Clock
+from scalper.core.intents import Intent
+from scalper.core.kill_switch import KillSwitch, KillSwitchConfig
+from scalper.core.orphans import OrphansConfig
+from scalper.core.posture import GuardKnobs, PostureConfig, PostureController
+from scalper.core.reconcile import ReconcileConfig, Reconciler
+from scalper.crashpoints import CrashPoints
+from scalper.determinism import derive_rng
+from scalper.messages import (
+    ActorCrashed,
+    ActorRestarted,
+    CancelIntent,
+    Halt,
+    HaltChanged,
+    Resume,
+    SubmitIntent,
+    SupervisorEscalated,
+    SystemStarted,
+    SystemStopped,
+)
+from scalper.store.store import Store
+from scalper.store.writer import Executor, inline_executor
+from scalper.venues.base import Venue
+
+__all__ = ["System", "SystemConfig", "SystemStatus", "open_system"]
+
+
+@attrs.frozen
+class SystemConfig:
+    """Everything the actors need, as plain config classes (loaded from TOML later).
+
+    Attributes:
+        symbols: the symbols traded (snapshots, backfills).
+        prefix: our client-order-id prefix.
+        seed: seeds every actor's RNG (derived per actor, so adding one shifts no other).
+    """
+
+    symbols: tuple[str, ...] = ("BTCUSDT",)
+    prefix: str = "sc"
+    seed: int = 1
+    router: RouterConfig = attrs.Factory(RouterConfig)
+    collector: CollectorConfig = attrs.Factory(CollectorConfig)
+    belief: BeliefConfig = attrs.Factory(BeliefConfig)
+    # Binance's minimum notional on the majors is 100 USDT, so the core default (100 at
+    # GREEN, less in YELLOW) would refuse every entry; 1000 USDT per entry at GREEN.
+    posture: PostureConfig = attrs.Factory(lambda: PostureConfig(base_max_notional=Decimal(1000)))
+    kill_switch: KillSwitchConfig = attrs.Factory(KillSwitchConfig)
+    reconcile: ReconcileConfig = attrs.Factory(ReconcileConfig)
+    orphans: OrphansConfig = attrs.Factory(OrphansConfig)
+    supervisor: SupervisorConfig = attrs.Factory(SupervisorConfig)
+
+
+@attrs.frozen
+class SystemStatus:
+    """A read-only picture for operators: posture, halts, positions, open and unknown work."""
+
+    posture: str
+    causes: tuple[str, ...]
+    unlock: tuple[str, ...]
+    halted: bool
+    halts: dict[str, str]
+    frozen_symbols: dict[str, str]
+    positions: dict[str, str]
+    open_orders: tuple[str, ...]
+    unknown_orders: tuple[tuple[str, float], ...]
+    open_intents: tuple[str, ...]
+    last_reconcile: str | None
+    restarts: dict[str, int]
+    journal_entries: int
+    incarnation: int
+
+
+class System:
+    """The wired actor system over one venue and one store (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: SystemConfig,
+        venue: Venue,
+        store: Store,
+        *,
+        clock: Clock,
+        executor: Executor = inline_executor,
+        crash_points: CrashPoints | None = None,
+        restart_reason: str = "start",
+    ) -> None:
+        self.config = config
+        self.venue = venue
+        self.clock = clock
+        self.crash_points = crash_points or CrashPoints()
+        self.restart_reason = restart_reason
+        self.journal = Journal(store, clock=clock, executor=executor, prefix=config.prefix)
+        posture = PostureController(config.posture)
+        snap_send, snap_receive = trio.open_memory_channel[SnapshotReady](8)
+        belief_send, belief_receive = trio.open_memory_channel[BeliefState](8)
+        self.router = Router(
+            venue,
+            self.journal,
+            clock=clock,
+            rng=derive_rng(config.seed, "router"),
+            prefix=config.prefix,
+            config=config.router,
+            initial_knobs=posture.knobs,
+            crash_points=self.crash_points,
+        )
+        self.collector = EvidenceCollector(
+            venue,
+            self.journal,
+            clock=clock,
+            snapshots=snap_send,
+            symbols=config.symbols,
+            config=config.collector,
+            crash_points=self.crash_points,
+        )
+        self.reconciler = ReconcilerActor(
+            self.journal,
+            clock=clock,
+            reconciler=Reconciler(config.reconcile, config.orphans, config.prefix),
+            snapshots=snap_receive,
+            queries=self.collector.queries,
+            router=self.router,
+            beliefs=belief_send,
+            crash_points=self.crash_points,
+        )
+        knobs_send, self._knobs_receive = trio.open_memory_channel[GuardKnobs](64)
+        self.belief = BeliefController(
+            self.journal,
+            clock=clock,
+            beliefs=belief_receive,
+            knobs_out=[self.router.knobs_inbox, knobs_send],
+            posture=posture,
+            kill_switch=KillSwitch(config.kill_switch),
+            config=config.belief,
+        )
+        self.supervisor = Supervisor(
+            "actors",
+            [
+                ChildSpec("router", self.router.run),
+                ChildSpec("evidence", self.collector.run),
+                ChildSpec("reconciler", self.reconciler.run),
+                ChildSpec("belief", self.belief.run),
+            ],
+            config=config.supervisor,
+            rng=derive_rng(config.seed, "supervisor"),
+            clock=clock,
+            on_event=self._on_supervisor_event,
+        )
+        self.stopped = trio.Event()
+        self.stop_reason = ""
+        self._cancel: trio.CancelScope | None = None
+
+    # ----------------------------------------------------------------- running
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until :meth:`stop` or an escalation; journals how it ended."""
+        clean = True
+        try:
+            async with trio.open_nursery() as outer:
+                await outer.start(self.journal.run)
+                await self.journal.append(
+                    SystemStarted(
+                        incarnation=self.journal.store.incarnation,
+                        version=scalper.__version__,
+                        venue=getattr(self.venue, "name", type(self.venue).__name__),
+                        restart_reason=self.restart_reason,
+                        seed=self.config.seed,
+                    )
+                )
+                with trio.CancelScope() as scope:
+                    self._cancel = scope
+                    try:
+                        await self.supervisor.run(task_status=task_status)
+                    except RestartIntensityExceeded as exc:
+                        clean = False
+                        self.stop_reason = f"escalated: {exc}"
+                        await self.journal.append(HaltChanged(True, str(exc), "supervisor"))
+                if not self.stop_reason:
+                    self.stop_reason = "stopped"
+                with trio.CancelScope(shield=True):
+                    await self.journal.append(SystemStopped(self.stop_reason, clean))
+                outer.cancel_scope.cancel()
+        finally:
+            self.stopped.set()
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the system to stop cleanly (the journal records ``reason``)."""
+        self.stop_reason = reason
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def _on_supervisor_event(self, event: SupervisorEvent) -> None:
+        if isinstance(event, ChildCrashed):
+            await self.journal.append(
+                ActorCrashed(event.child, event.error_type, event.error, event.restart_in_s or 0.0)
+            )
+        elif isinstance(event, ChildStarted) and event.restart_count > 0:
+            await self.journal.append(ActorRestarted(event.child, event.restart_count))
+        elif isinstance(event, Escalated):
+            await self.journal.append(SupervisorEscalated(event.supervisor, event.reason))
+
+    # ----------------------------------------------------------------- API
+
+    async def submit(
+        self,
+        intent: Intent,
+        *,
+        confidence: float = 1.0,
+        reference_price: Decimal | None = None,
+        source: str = "strategy",
+    ) -> IntentReceipt:
+        """Submit an intent; returns once the Router accepted (work started) or refused it."""
+        return await self.router.submit(SubmitIntent(intent, confidence, reference_price, source))
+
+    async def cancel(self, intent_id: str, reason: str = "requested") -> None:
+        """Cancel an intent's live orders (idempotent)."""
+        await self.router.cancel(CancelIntent(intent_id, reason))
+
+    async def halt(self, reason: str) -> None:
+        """Operator halt: no new entries until resumed; exits continue. Durable."""
+        await self.belief.halt(Halt(reason))
+
+    async def resume(self, reason: str = "operator") -> ResumeResult:
+        """Operator resume: refused unless the last reconcile was clean."""
+        return await self.belief.resume(Resume(reason))
+
+    @property
+    def knobs(self) -> GuardKnobs:
+        """The entry limits the Router enforces right now (strategies read these)."""
+        return self.router.knobs
+
+    def status(self) -> SystemStatus:
+        """The operator's picture of the system right now."""
+        state = self.journal.state
+        wall_ms = self.clock.wall_ms()
+        decision = self.belief.last_decision
+        last_entry = self.journal.store.last_entry()
+        return SystemStatus(
+            posture=self.belief.posture.mode.value,
+            causes=() if decision is None else decision.explanation.cause_tags,
+            unlock=()
+            if decision is None
+            else tuple(c.describe() for c in decision.explanation.unlock_conditions),
+            halted=state.halted,
+            halts=dict(state.halts),
+            frozen_symbols=dict(state.frozen_symbols),
+            positions={
+                f"{s}:{ps}": str(leg.quantity)
+                for (s, ps), leg in sorted(state.legs.items())
+                if leg.quantity != 0
+            },
+            open_orders=tuple(o.client_order_id for o in state.live_orders()),
+            unknown_orders=tuple(
+                (o.client_order_id, max(0.0, (wall_ms - o.sent_wall_ms) / 1000.0))
+                for o in state.unresolved_orders()
+            ),
+            open_intents=tuple(
+                i for i, r in sorted(state.intents.items()) if r.status.value == "open"
+            ),
+            last_reconcile=None if state.last_reconcile is None else state.last_reconcile.summary,
+            restarts=dict(self.supervisor.restart_counts),
+            journal_entries=0 if last_entry is None else last_entry.seq,
+            incarnation=self.journal.store.incarnation,
+        )
+
+
+@asynccontextmanager
+async def open_system(
+    config: SystemConfig,
+    venue: Venue,
+    store: Store,
+    *,
+    clock: Clock,
+    executor: Executor = inline_executor,
+    crash_points: CrashPoints | None = None,
+    restart_reason: str = "start",
+) -> AsyncIterator[System]:
+    """Start a :class:`System` in a nursery; stop it cleanly when the block exits."""
+    system = System(
+        config,
+        venue,
+        store,
+        clock=clock,
+        executor=executor,
+        crash_points=crash_points,
+        restart_reason=restart_reason,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(system.run)
+        try:
+            yield system
+        finally:
+            system.stop("embedding_closed")
+            with trio.CancelScope(shield=True):
+                await system.stopped.wait()
