@@ -4,6 +4,8 @@ Every command is a thin shell over library code, so what the CLI shows is exactl
 system decides.
 """
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -68,6 +70,36 @@ def bench(
             f"{r.per_second:,.0f}",
         )
     console.print(table)
+
+
+@app.command("config")
+def config_command(
+    show: bool = typer.Option(False, "--show", help="Print the effective configuration as TOML."),
+    path: Path | None = typer.Option(  # noqa: B008
+        None, "--config", help="TOML config file (SCALPER_* environment variables override it)."
+    ),
+) -> None:
+    """Load and check the configuration: defaults, then the file, then SCALPER_* variables.
+
+    Exits 2 with the offending key path on any error; with --show prints the effective
+    configuration (secrets redacted), which loads back unchanged.
+    """
+    import os
+
+    from scalper.config import ConfigError, load_config, render_config
+
+    try:
+        config = load_config(path, os.environ)
+    except ConfigError as exc:
+        Console(stderr=True).print(
+            f"config error: {exc}", markup=False, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(code=2) from None
+    if show:
+        # Plain print: rich would wrap long lines and read [tables] as markup.
+        print(render_config(config), end="")
+    else:
+        console.print("configuration OK", markup=False)
 
 
 @app.command("sim-exchange")

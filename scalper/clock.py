@@ -43,6 +43,14 @@ class Clock:
         """Seconds on the monotonic clock (trio's; virtual under MockClock)."""
         return self.monotonic()
 
+    def from_wall_ms(self, wall_ms: int) -> float:
+        """The monotonic reading that corresponds to an epoch-ms stamp (journal times).
+
+        Journal rows carry wall time (it survives restarts); decisions compare monotonic
+        time. Reconcile's grace windows must compare like with like.
+        """
+        return self.trio_time_at_start + (wall_ms - self.epoch_ms_at_start) / 1000.0
+
     def wall_ms(self) -> int:
         """Epoch milliseconds: the start reading plus the monotonic time elapsed since."""
         elapsed = self.monotonic() - self.trio_time_at_start

@@ -32,7 +32,7 @@ may step back across a restart; the fold must not).
 
 import enum
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 import attrs
@@ -329,8 +329,14 @@ class AccountState:
         """A named counter (``fills``, ``retries.RETRYABLE``, ``crashes``, ...)."""
         return self.counters.get(name, 0)
 
-    def local_view(self) -> LocalView:
-        """The Reconciler's input: possibly-live orders, legs and intent standings."""
+    def local_view(self, to_clock: Callable[[int], float] | None = None) -> LocalView:
+        """The Reconciler's input: possibly-live orders, legs and intent standings.
+
+        Args:
+            to_clock: converts the journal's epoch-ms stamps to the clock the snapshot's
+                ``taken_at`` is on (``Clock.from_wall_ms``); defaults to epoch seconds.
+        """
+        conv = to_clock or (lambda ms: ms / 1000.0)
         orders = []
         for o in self.live_orders():
             if o.tracker is not None and o.tracker.state is OrderState.PENDING:
@@ -343,7 +349,7 @@ class AccountState:
                     side=o.request.side,
                     role=_role_of(o.client_order_id, self.prefix),
                     quantity=o.request.quantity,
-                    placed_at=o.sent_wall_ms / 1000.0,
+                    placed_at=conv(o.sent_wall_ms),
                     filled_qty=min(o.filled_qty, o.request.quantity or o.filled_qty),
                     state=_local_state(o),
                     reduce_only=o.request.reduce_only,
@@ -357,8 +363,8 @@ class AccountState:
                 symbol=leg.symbol,
                 quantity=leg.quantity,
                 position_side=leg.position_side,
-                opened_at=None if leg.opened_wall_ms is None else leg.opened_wall_ms / 1000.0,
-                updated_at=None if leg.updated_wall_ms is None else leg.updated_wall_ms / 1000.0,
+                opened_at=None if leg.opened_wall_ms is None else conv(leg.opened_wall_ms),
+                updated_at=None if leg.updated_wall_ms is None else conv(leg.updated_wall_ms),
             )
             for _, leg in sorted(self.legs.items())
             if leg.quantity != ZERO

@@ -86,11 +86,16 @@ class SystemConfig:
         symbols: the symbols traded (snapshots, backfills).
         prefix: our client-order-id prefix.
         seed: seeds every actor's RNG (derived per actor, so adding one shifts no other).
+        ledger_ttl_s: terminal intent-ledger rows are purged this long after their last
+            update (the journal keeps everything).
+        ledger_purge_interval_s: how often the purge runs.
     """
 
     symbols: tuple[str, ...] = ("BTCUSDT",)
     prefix: str = "sc"
     seed: int = 1
+    ledger_ttl_s: float = 48 * 3600.0
+    ledger_purge_interval_s: float = 3600.0
     router: RouterConfig = attrs.Factory(RouterConfig)
     collector: CollectorConfig = attrs.Factory(CollectorConfig)
     belief: BeliefConfig = attrs.Factory(BeliefConfig)
@@ -142,7 +147,14 @@ class System:
         self.clock = clock
         self.crash_points = crash_points or CrashPoints()
         self.restart_reason = restart_reason
-        self.journal = Journal(store, clock=clock, executor=executor, prefix=config.prefix)
+        self.journal = Journal(
+            store,
+            clock=clock,
+            executor=executor,
+            prefix=config.prefix,
+            purge_interval_s=config.ledger_purge_interval_s,
+            ledger_ttl_ms=int(config.ledger_ttl_s * 1000),
+        )
         posture = PostureController(config.posture)
         snap_send, snap_receive = trio.open_memory_channel[SnapshotReady](8)
         belief_send, belief_receive = trio.open_memory_channel[BeliefState](8)

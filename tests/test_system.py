@@ -16,6 +16,7 @@ import trio.testing
 
 from scalper.clock import simulated_clock
 from scalper.core.intents import Intent, IntentKind
+from scalper.core.model import VenueOrder
 from scalper.core.types import OrderType, Side
 from scalper.crashpoints import CrashKind, CrashPoint, CrashPoints, ProcessCrash
 from scalper.determinism import run_deterministic
@@ -353,15 +354,83 @@ async def test_process_restart_resolves_the_in_flight_order_and_keeps_the_halt(
         store.close()
 
 
+class _BrokenSnapshots(InProcessVenue):
+    """A venue whose open-orders read fails with a bug (not a VenueError): the collector crashes."""
+
+    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        raise RuntimeError("adapter bug: cannot parse open orders")
+
+
+async def test_restart_intensity_escalates_halts_and_stops_cleanly(autojump_clock) -> None:
+    venue = _BrokenSnapshots(make_engine(seed=3), None, clock=trio.current_time)
+    store = Store.open(":memory:")
+    system = System(SystemConfig(symbols=(BTC,)), venue, store, clock=simulated_clock())
+    with trio.fail_after(600):
+        await system.run()  # returns on its own: the supervisor gave up
+    events = [decode_event(e.type, e.payload) for e in store.entries()]
+    types = [e.type for e in store.entries()]
+    crashes = types.count("actor_crashed")
+    assert crashes == system.config.supervisor.max_restarts + 1
+    assert "supervisor_escalated" in types
+    halts = [e for e in events if type(e).__name__ == "HaltChanged"]
+    assert halts
+    assert halts[-1].source == "supervisor"  # type: ignore[union-attr]
+    assert halts[-1].halted  # type: ignore[union-attr]
+    stopped = events[-1]
+    assert type(stopped).__name__ == "SystemStopped"
+    assert not stopped.clean  # type: ignore[union-attr]
+    assert "escalated" in stopped.reason  # type: ignore[union-attr]
+    # The halt is durable: a new system on the same journal starts halted.
+    assert AccountState.replay((e.type, e.payload, e.wall_ms) for e in store.entries()).halted
+
+
+async def test_terminal_ledger_rows_are_purged_after_their_ttl(autojump_clock) -> None:
+    venue = make_venue()
+    store = Store.open(":memory:")
+    config = SystemConfig(symbols=(BTC,), ledger_ttl_s=600.0, ledger_purge_interval_s=60.0)
+    system = System(config, venue, store, clock=simulated_clock())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(system.run)
+        await ready_for_entries(system)
+        assert (await system.submit(entry("old"), reference_price=REF)).accepted
+        await until(lambda: system.journal.state.position(BTC) == D("0.002"))
+        coid = system.journal.state.orders_for_intent("old")[0].client_order_id
+        assert store.ledger_row(coid) is not None
+        await trio.sleep(300)
+        assert store.ledger_row(coid) is not None  # younger than its TTL
+        await trio.sleep(400)
+        assert store.ledger_row(coid) is None
+        assert system.journal.purged.get("FILLED") == 1
+        # The journal keeps everything: the state still knows the order.
+        assert coid in system.journal.state.orders
+        system.stop()
+
+
 # ------------------------------------------------------------------------------ I5 + determinism
 
 
 async def test_replaying_the_journal_rebuilds_the_live_state(autojump_clock) -> None:
     venue = make_venue()
+    stop = Intent(
+        intent_id="stop",
+        symbol=BTC,
+        side=Side.SELL,
+        quantity=None,
+        kind=IntentKind.PROTECT,
+        order_type=OrderType.STOP_MARKET,
+        stop_price=D("50000"),
+        close_position=True,
+    )
     async with running(venue) as system:
         await ready_for_entries(system)
         for i in range(3):
-            assert (await system.submit(entry(f"r{i}"), reference_price=REF)).accepted
+            await ready_for_entries(system)
+            receipt = await system.submit(entry(f"r{i}"), reference_price=REF)
+            assert receipt.accepted, receipt
+            if i == 0:
+                # Without a stop the open position is unprotected: reconcile reports it and
+                # the posture blocks further entries (I9). A close-position stop covers all.
+                assert (await system.submit(stop)).accepted
             await trio.sleep(30)
         await until(lambda: system.journal.state.position(BTC) == D("0.006"))
         live = system.journal.state.fingerprint()

@@ -197,10 +197,14 @@ class EvidenceCollector:
             await trio.sleep(self._config.stream_heartbeat_s)
 
     async def _backfill_loop(self) -> None:
+        # First pass at once: fills made while the process was down are fetched before
+        # anything else is decided, not one interval later.
+        correlation_id = "startup"
         while True:
-            await trio.sleep(self._config.backfill_interval_s)
             for symbol in self._symbols:
-                await self.backfill(symbol, correlation_id="routine")
+                await self.backfill(symbol, correlation_id=correlation_id)
+            correlation_id = "routine"
+            await trio.sleep(self._config.backfill_interval_s)
 
     async def _on_event(self, event: StreamEvent) -> None:
         now = self._clock.now()
@@ -245,7 +249,16 @@ class EvidenceCollector:
 
     async def _apply_fill(self, fill: Fill, source: str) -> bool:
         """Journal a fill once; True if it was new."""
-        known = self._journal.state.orders.get(fill.client_order_id)
+        state = self._journal.state
+        known = state.orders.get(fill.client_order_id)
+        if known is None and fill.order_id:
+            # Binance's trade history carries no client order id: link the trade to our
+            # order by the venue's order id, so the order's fills add up (I10).
+            for order in state.orders.values():
+                if order.venue_order_id == fill.order_id and order.request.symbol == fill.symbol:
+                    known = order
+                    fill = attrs.evolve(fill, client_order_id=order.client_order_id)
+                    break
         entry = await self._journal.append(
             FillApplied(
                 intent_id=known.intent_id if known else "",

@@ -26,6 +26,7 @@ failed fsync nothing is known about the disk, and the only safe continuation is 
 that rebuilds from what is durable.
 """
 
+import functools
 import math
 
 import attrs
@@ -68,9 +69,15 @@ class Journal:
         clock: Clock,
         executor: Executor = inline_executor,
         prefix: str = "sc",
+        purge_interval_s: float = 3600.0,
+        ledger_ttl_ms: int = 48 * 3600 * 1000,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._executor = executor
+        self._purge_interval_s = purge_interval_s
+        self._ledger_ttl_ms = ledger_ttl_ms
+        self.purged: dict[str, int] = {}
         self._writer = GroupCommitWriter(store, executor=executor)
         self.state = self._rebuild(store, prefix)
         self._subscribers: list[tuple[str, trio.MemorySendChannel[tuple[JournalEntry, Event]]]] = []
@@ -110,10 +117,29 @@ class Journal:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the group-commit writer until cancelled (or until a write fails)."""
         try:
-            await self._writer.run(task_status=task_status)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._purge_loop)
+                await self._writer.run(task_status=task_status)
+                nursery.cancel_scope.cancel()
         finally:
             for _, send in self._subscribers:
                 send.close()
+
+    async def _purge_loop(self) -> None:
+        """Drop terminal ledger rows past their TTL; the journal itself is never purged.
+
+        The ledger is the cross-process idempotency index; the journal, which the state is
+        rebuilt from, keeps every record. Counts are persisted by the store.
+        """
+        while True:
+            await trio.sleep(self._purge_interval_s)
+            result = await self._executor(
+                functools.partial(
+                    self._store.purge_terminal, self._clock.wall_ms(), self._ledger_ttl_ms
+                )
+            )
+            for state, count in result.as_dict().items():
+                self.purged[state] = self.purged.get(state, 0) + count
 
     async def append(self, event: Event) -> JournalEntry | None:
         """Journal ``event``; return its durable entry, or ``None`` for a duplicate fill.

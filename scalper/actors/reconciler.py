@@ -129,7 +129,7 @@ class ReconcilerActor:
     async def reconcile_once(self, ready: SnapshotReady, nursery: trio.Nursery) -> ReconcileResult:
         """One pass: reconcile, journal the result, start the repairs."""
         now = self._clock.now()
-        view = self._journal.state.local_view()
+        view = self._journal.state.local_view(self._clock.from_wall_ms)
         result = self._reconciler.reconcile(
             view,
             ready.snapshot,
@@ -189,11 +189,27 @@ class ReconcilerActor:
             with trio.move_on_after(self._sync_wait_s):
                 await done.wait()
             state = self._journal.state
+            taken_at = self.last.taken_at if self.last is not None else None
             for t in action.targets:
                 if (
                     t.quantity is None
                     or state.position(action.symbol, t.position_side) == t.quantity
                 ):
+                    continue
+                leg = state.legs.get((action.symbol, t.position_side))
+                if (
+                    leg is not None
+                    and leg.updated_wall_ms is not None
+                    and taken_at is not None
+                    and self._clock.from_wall_ms(leg.updated_wall_ms) >= taken_at
+                ):
+                    # A fill changed the leg after the snapshot was taken: the snapshot is
+                    # older news than the journal for this leg; the next one decides.
+                    await self._journal.append(
+                        RepairDeferred(
+                            kind.value, action.symbol, "leg_changed_since_snapshot", correlation_id
+                        )
+                    )
                     continue
                 await self._journal.append(
                     PositionSynced(
