@@ -142,6 +142,15 @@ class System:
         crash_points: CrashPoints | None = None,
         restart_reason: str = "start",
     ) -> None:
+        venue_window = getattr(getattr(venue, "config", None), "recv_window_ms", None)
+        if isinstance(venue_window, int) and venue_window > config.router.recv_window_ms:
+            # The ABSENT rule waits out the Router's window; if the venue signs with a longer
+            # one, "not found" could be declared while the exchange can still accept the
+            # request, and the next generation would be a second order (I7).
+            raise ValueError(
+                f"router.recv_window_ms ({config.router.recv_window_ms}) must be at least the "
+                f"venue's recvWindow ({venue_window})"
+            )
         self.config = config
         self.venue = venue
         self.clock = clock

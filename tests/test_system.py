@@ -461,3 +461,19 @@ def test_same_seed_gives_byte_identical_journals() -> None:
     second = _one_run(11)
     assert first == second
     assert "fill_applied" in first
+
+
+def test_a_venue_signing_with_a_longer_recv_window_is_refused() -> None:
+    # The ABSENT rule must wait out the window the venue actually signs with (I7).
+    class _Config:
+        recv_window_ms = 10_000
+
+    class _Venue:
+        name = "stub"
+        config = _Config()
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match=r"router.recv_window_ms \(5000\)"):
+            System(SystemConfig(), _Venue(), Store.open(":memory:"), clock=simulated_clock())  # type: ignore[arg-type]
+
+    trio.run(main)
