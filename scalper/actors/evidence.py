@@ -34,6 +34,7 @@ import trio
 
 from scalper.actors.journal import Journal
 from scalper.clock import Clock
+from scalper.core.errors import Operation
 from scalper.core.evidence import EvidenceHealth, EvidenceSnapshot, SourceKind
 from scalper.core.model import AccountSnapshot, Balance, Fill
 from scalper.crashpoints import CrashPoint, CrashPoints
@@ -53,6 +54,7 @@ from scalper.venues.base import (
     UnknownStreamEvent,
     Venue,
     VenueError,
+    call_within,
     take_snapshot,
 )
 
@@ -291,13 +293,16 @@ class EvidenceCollector:
         """
         cursor = self._journal.state.cursors.get(f"trades:{symbol}")
         try:
-            with trio.fail_after(self._config.request_timeout_s):
-                fills = await self._venue.user_trades(
-                    symbol, from_trade_id=cursor, limit=self._config.backfill_limit
-                )
-        except (VenueError, trio.TooSlowError) as exc:
-            reason = exc.verdict.reason if isinstance(exc, VenueError) else "timeout"
-            self.health.record_error(SourceKind.REST, self._clock.now(), reason)
+            fills = await call_within(
+                self._config.request_timeout_s,
+                Operation.QUERY,
+                self._venue.user_trades,
+                symbol,
+                from_trade_id=cursor,
+                limit=self._config.backfill_limit,
+            )
+        except VenueError as exc:
+            self.health.record_error(SourceKind.REST, self._clock.now(), exc.verdict.reason)
             return 0
         self.health.observe(SourceKind.REST, self._clock.now())
         self.health.observe(SourceKind.FILLS, self._clock.now())
@@ -366,13 +371,16 @@ class EvidenceCollector:
                 if known is None:
                     continue
                 try:
-                    with trio.fail_after(self._config.request_timeout_s):
-                        order = await self._venue.query_order(
-                            request.symbol, client_order_id=coid, conditional=known.conditional
-                        )
-                except (VenueError, trio.TooSlowError) as exc:
-                    reason = exc.verdict.reason if isinstance(exc, VenueError) else "timeout"
-                    self.health.record_error(SourceKind.REST, self._clock.now(), reason)
+                    order = await call_within(
+                        self._config.request_timeout_s,
+                        Operation.QUERY,
+                        self._venue.query_order,
+                        request.symbol,
+                        client_order_id=coid,
+                        conditional=known.conditional,
+                    )
+                except VenueError as exc:
+                    self.health.record_error(SourceKind.REST, self._clock.now(), exc.verdict.reason)
                     continue
                 await self._journal.append(
                     OrderObserved(

@@ -79,7 +79,7 @@ from scalper.messages import (
 )
 from scalper.state import IntentStatus, OrderRecord
 from scalper.store.records import LedgerState
-from scalper.venues.base import Venue, VenueError
+from scalper.venues.base import Venue, VenueError, call_within
 
 __all__ = ["IntentReceipt", "Router", "RouterConfig"]
 
@@ -404,11 +404,11 @@ class Router:
         while True:
             attempt += 1
             try:
-                with trio.fail_after(self._config.request_timeout_s):
-                    order = await self._venue.create_order(request)
-            except trio.TooSlowError:
-                error = VenueError.transport(
-                    request_written=True, operation=Operation.CREATE, detail="request timed out"
+                order = await call_within(
+                    self._config.request_timeout_s,
+                    Operation.CREATE,
+                    self._venue.create_order,
+                    request,
                 )
             except VenueError as exc:
                 error = exc
@@ -505,14 +505,14 @@ class Router:
             found: VenueOrder | None = None
             failure = ""
             try:
-                with trio.fail_after(cfg.request_timeout_s):
-                    found = await self._venue.query_order(
-                        current.request.symbol,
-                        client_order_id=coid,
-                        conditional=current.conditional,
-                    )
-            except trio.TooSlowError:
-                failure = "query_timeout"
+                found = await call_within(
+                    cfg.request_timeout_s,
+                    Operation.QUERY,
+                    self._venue.query_order,
+                    current.request.symbol,
+                    client_order_id=coid,
+                    conditional=current.conditional,
+                )
             except VenueError as exc:
                 failure = exc.verdict.reason
                 if failure == "order_not_found" and self._past_recv_window(current):
@@ -635,13 +635,13 @@ class Router:
         cfg = self._config
         for attempt in range(1, cfg.cancel_max_attempts + 1):
             try:
-                with trio.fail_after(cfg.request_timeout_s):
-                    result = await self._venue.cancel_order(
-                        order.request.symbol, client_order_id=coid, conditional=order.conditional
-                    )
-            except trio.TooSlowError:
-                error: VenueError | None = VenueError.transport(
-                    request_written=True, operation=Operation.CANCEL, detail="cancel timed out"
+                result = await call_within(
+                    cfg.request_timeout_s,
+                    Operation.CANCEL,
+                    self._venue.cancel_order,
+                    order.request.symbol,
+                    client_order_id=coid,
+                    conditional=order.conditional,
                 )
             except VenueError as exc:
                 error = exc
@@ -652,7 +652,6 @@ class Router:
                     )
                 )
                 return True
-            assert error is not None
             verdict = error.verdict
             if verdict.error_class is ErrorClass.FATAL:
                 await self._journal.append(
@@ -688,12 +687,14 @@ class Router:
         """After an unclear cancel answer: the fetched status decides (I3)."""
         coid = order.client_order_id
         try:
-            with trio.fail_after(self._config.request_timeout_s):
-                found = await self._venue.query_order(
-                    order.request.symbol, client_order_id=coid, conditional=order.conditional
-                )
-        except trio.TooSlowError:
-            found, failure = None, "query_timeout"
+            found: VenueOrder | None = await call_within(
+                self._config.request_timeout_s,
+                Operation.QUERY,
+                self._venue.query_order,
+                order.request.symbol,
+                client_order_id=coid,
+                conditional=order.conditional,
+            )
         except VenueError as exc:
             found, failure = None, exc.verdict.reason
             if failure == "order_not_found":
@@ -723,11 +724,15 @@ class Router:
         """Query one order by client order id (plain, then conditional); None if not found."""
         for conditional in (False, True):
             try:
-                with trio.fail_after(self._config.request_timeout_s):
-                    return await self._venue.query_order(
-                        symbol, client_order_id=coid, conditional=conditional
-                    )
-            except (VenueError, trio.TooSlowError):
+                return await call_within(
+                    self._config.request_timeout_s,
+                    Operation.QUERY,
+                    self._venue.query_order,
+                    symbol,
+                    client_order_id=coid,
+                    conditional=conditional,
+                )
+            except VenueError:
                 continue
         return None
 
@@ -739,12 +744,14 @@ class Router:
         """
         for conditional in (False, True):
             try:
-                with trio.fail_after(self._config.request_timeout_s):
-                    await self._venue.cancel_order(
-                        symbol, order_id=order_id, conditional=conditional
-                    )
-            except trio.TooSlowError:
-                continue
+                await call_within(
+                    self._config.request_timeout_s,
+                    Operation.CANCEL,
+                    self._venue.cancel_order,
+                    symbol,
+                    order_id=order_id,
+                    conditional=conditional,
+                )
             except VenueError as exc:
                 if exc.verdict.error_class is ErrorClass.IDEMPOTENT_SAFE and not conditional:
                     continue  # maybe it lives on the conditional endpoints

@@ -22,12 +22,13 @@ manager. Besides order and account updates it reports its own health: a
 missed between two instants, so trades must be backfilled over REST.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import attrs
+import trio
 
 from scalper.core.errors import ErrorClass, ErrorVerdict, Operation, classify_transport_failure
 from scalper.core.model import (
@@ -49,8 +50,12 @@ __all__ = [
     "UnknownStreamEvent",
     "Venue",
     "VenueError",
+    "call_within",
     "take_snapshot",
 ]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class VenueError(Exception):
@@ -220,6 +225,31 @@ class Venue(Protocol):
     def user_stream(self) -> AbstractAsyncContextManager[AsyncIterator[StreamEvent]]:
         """Open the private user-data stream."""
         ...
+
+
+async def call_within(
+    timeout_s: float,
+    operation: Operation,
+    call: Callable[_P, Awaitable[_T]],
+    /,
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> _T:
+    """Run one venue call in a cancel scope; no answer in time is a transport failure.
+
+    The request may have been written when the deadline hit, so a timeout becomes
+    :meth:`VenueError.transport` with ``request_written=True``: AMBIGUOUS for mutations
+    (resolve by query), RETRYABLE for reads. Callers then handle one exception type.
+    """
+    try:
+        with trio.fail_after(timeout_s):
+            return await call(*args, **kwargs)
+    except trio.TooSlowError:
+        raise VenueError.transport(
+            request_written=True,
+            operation=operation,
+            detail=f"no answer within {timeout_s:g}s",
+        ) from None
 
 
 async def take_snapshot(
