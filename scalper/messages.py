@@ -48,6 +48,8 @@ __all__ = [
     "CancelIntent",
     "CancelRequested",
     "CancelResolved",
+    "DeadmanChanged",
+    "DeadmanFailed",
     "Event",
     "FillApplied",
     "Halt",
@@ -67,12 +69,20 @@ __all__ = [
     "OrderSending",
     "PositionSynced",
     "PostureChanged",
+    "PressureRaised",
+    "ProtectionRepair",
+    "ProtectionRepairDone",
     "ReconcileCompleted",
     "RepairDeferred",
     "RepairRequest",
+    "ReplaceAdmitted",
+    "ReplaceFinished",
+    "ReplaceOrder",
+    "ReplaceStepped",
     "Resolution",
     "Resume",
     "RetryScheduled",
+    "StartupPhase",
     "StreamGapObserved",
     "SubmitIntent",
     "SupervisorEscalated",
@@ -253,6 +263,26 @@ class RepairRequest:
 
     action: RepairAction
     correlation_id: str
+
+
+@attrs.frozen
+class ReplaceOrder:
+    """Strategy to ReplaceManager: replace the live order of ``intent_id`` with ``new_intent``.
+
+    The new intent must be for the same symbol, side and position side; it gets its own
+    intent id (a replace is a cancel plus a create, and the create is a new intent, I7).
+
+    Attributes:
+        intent_id: the intent whose live order is replaced.
+        new_intent: what should rest instead (new price and/or quantity).
+        reason: why (journaled).
+        reference_price: price used to value a market replacement for the envelope.
+    """
+
+    intent_id: str
+    new_intent: Intent
+    reason: str = "strategy"
+    reference_price: Decimal | None = None
 
 
 @attrs.frozen
@@ -593,6 +623,128 @@ class InvalidInput:
     correlation_id: str = ""
 
 
+@attrs.frozen
+class ProtectionRepair:
+    """The ProtectionManager started repairing a leg's stop coverage (I9).
+
+    Attributes:
+        symbol: the leg's symbol.
+        position_side: the leg.
+        reason: the repair plan's reason tag (``resize_stop``, ``stop_unplaceable_exit``...).
+        trigger: what prompted it (``fill``, ``stop_gone``, ``reconcile``, ``tick``...).
+        status: the coverage status that was repaired.
+        position_qty: the signed position being protected.
+        covered_qty: what the live stops covered before the repair.
+        actions: the plan, one ``KIND:detail`` string per action, in order.
+        correlation_id: links the repair's intents (``protect:<symbol>:<n>``).
+    """
+
+    symbol: str
+    position_side: PositionSide
+    reason: str
+    trigger: str
+    status: str
+    position_qty: Decimal
+    covered_qty: Decimal
+    actions: tuple[str, ...]
+    correlation_id: str
+
+
+@attrs.frozen
+class ProtectionRepairDone:
+    """A protection repair ended: ``outcome`` is ``covered``, ``failed`` or ``superseded``."""
+
+    symbol: str
+    position_side: PositionSide
+    outcome: str
+    detail: str
+    correlation_id: str
+
+
+@attrs.frozen
+class PressureRaised:
+    """An actor asks the posture to tighten for ``hold_s`` seconds (a cause tag and severity).
+
+    Raised by the ProtectionManager (``protection_gap_ttl_breach``) and the ReplaceManager
+    (``replace_storm``, ``replace_envelope``, ``replace_race``); the BeliefController folds
+    the active ones into the belief debt's extra pressure.
+    """
+
+    source: str
+    symbol: str
+    cause: str
+    severity: float
+    reason: str
+    hold_s: float
+    correlation_id: str = ""
+
+
+@attrs.frozen
+class ReplaceAdmitted:
+    """A replace request was judged: ``decision`` is ``replace``, ``degrade_cancel_reconcile_create`` or ``give_up``."""
+
+    intent_id: str
+    correlation_id: str
+    replace_id: str
+    symbol: str
+    new_intent_id: str
+    decision: str
+    reason: str
+    worst_case_notional: Decimal
+
+
+@attrs.frozen
+class ReplaceStepped:
+    """One step of a replace's cancel-then-create machine (core.replace)."""
+
+    intent_id: str
+    correlation_id: str
+    replace_id: str
+    state: str
+    actions: tuple[str, ...]
+    reason: str
+    fill_qty: Decimal
+
+
+@attrs.frozen
+class ReplaceFinished:
+    """A replace ended: ``outcome`` is ``replaced``, ``degraded``, ``filled_after_cancel``, ``gave_up`` or ``refused``."""
+
+    intent_id: str
+    correlation_id: str
+    replace_id: str
+    outcome: str
+    reason: str
+    new_intent_id: str
+
+
+@attrs.frozen
+class DeadmanChanged:
+    """The exchange dead-man switch (countdown cancel-all) was armed or disarmed for a symbol."""
+
+    symbol: str
+    armed: bool
+    countdown_ms: int
+    reason: str
+
+
+@attrs.frozen
+class DeadmanFailed:
+    """A dead-man heartbeat failed; ``consecutive`` failures so far."""
+
+    symbol: str
+    error: str
+    consecutive: int
+
+
+@attrs.frozen
+class StartupPhase:
+    """One step of the startup sequence finished (replay, resolve, reconcile, orphans, trading)."""
+
+    phase: str
+    detail: str
+
+
 Event = (
     SystemStarted
     | SystemStopped
@@ -623,6 +775,15 @@ Event = (
     | ActorRestarted
     | SupervisorEscalated
     | InvalidInput
+    | ProtectionRepair
+    | ProtectionRepairDone
+    | PressureRaised
+    | ReplaceAdmitted
+    | ReplaceStepped
+    | ReplaceFinished
+    | DeadmanChanged
+    | DeadmanFailed
+    | StartupPhase
 )
 
 _EVENT_CLASSES: Final[tuple[type[Any], ...]] = (
@@ -655,6 +816,15 @@ _EVENT_CLASSES: Final[tuple[type[Any], ...]] = (
     ActorRestarted,
     SupervisorEscalated,
     InvalidInput,
+    ProtectionRepair,
+    ProtectionRepairDone,
+    PressureRaised,
+    ReplaceAdmitted,
+    ReplaceStepped,
+    ReplaceFinished,
+    DeadmanChanged,
+    DeadmanFailed,
+    StartupPhase,
 )
 
 

@@ -241,6 +241,9 @@ class LegRecord:
     quantity: Decimal = ZERO
     opened_wall_ms: int | None = None
     updated_wall_ms: int | None = None
+    #: Average entry price from journaled fills (None when flat or after a sync that the
+    #: fills cannot explain); the ProtectionManager's stop is priced from it.
+    entry_price: Decimal | None = None
 
 
 def _signed(side: Side, qty: Decimal) -> Decimal:
@@ -270,6 +273,8 @@ class AccountState:
     counters: dict[str, int] = attrs.Factory(dict)
     foreign_fills: int = 0
     events_applied: int = 0
+    #: Last fill price per symbol (a price hint when a leg's entry is unknown).
+    last_price: dict[str, Decimal] = attrs.Factory(dict)
     _now_ms: int = 0
     _created_ms: dict[str, int] = attrs.Factory(dict)
 
@@ -530,6 +535,10 @@ class AccountState:
                     touched.append(event.fill.client_order_id)
             case PositionSynced():
                 leg = self._leg(event.symbol, event.position_side)
+                if event.quantity == ZERO or (event.quantity > ZERO) != (leg.quantity > ZERO):
+                    # The fills no longer explain the leg: its entry is unknown (the
+                    # ProtectionManager then prices the stop from the last trade).
+                    leg.entry_price = None
                 leg.quantity = event.quantity
                 leg.updated_wall_ms = self._now_ms
                 if event.quantity == ZERO:
@@ -751,6 +760,8 @@ class AccountState:
         before = leg.quantity
         leg.quantity = before + _signed(fill.side, fill.quantity)
         leg.updated_wall_ms = self._now_ms
+        self.last_price[fill.symbol] = fill.price
+        leg.entry_price = _entry_after(leg.entry_price, before, leg.quantity, fill.price)
         if before == ZERO or (before > ZERO) != (leg.quantity > ZERO):
             leg.opened_wall_ms = self._now_ms if leg.quantity != ZERO else None
         order = self.orders.get(fill.client_order_id)
@@ -790,6 +801,21 @@ class AccountState:
                 rec.status = IntentStatus.DONE
                 if newest.ledger_state is LedgerState.REJECTED:
                     rec.reason = "order_rejected"
+
+
+def _entry_after(
+    entry: Decimal | None, before: Decimal, after: Decimal, price: Decimal
+) -> Decimal | None:
+    """The average entry price of a leg after a fill moved it from ``before`` to ``after``."""
+    if after == ZERO:
+        return None
+    if before == ZERO or (before > ZERO) != (after > ZERO):
+        return price  # opened, or flipped through zero: the remainder was bought at ``price``
+    if abs(after) < abs(before):
+        return entry  # reducing does not change what the rest cost
+    if entry is None:
+        return price
+    return (abs(before) * entry + (abs(after) - abs(before)) * price) / abs(after)
 
 
 def _role_of(coid: str, prefix: str) -> Role:

@@ -39,6 +39,7 @@ import scalper
 from scalper.actors.belief import BeliefConfig, BeliefController, ResumeResult
 from scalper.actors.evidence import CollectorConfig, EvidenceCollector, SnapshotReady
 from scalper.actors.journal import Journal
+from scalper.actors.protection import ProtectionManager, ProtectionManagerConfig
 from scalper.actors.reconciler import BeliefState, ReconcilerActor
 from scalper.actors.router import IntentReceipt, Router, RouterConfig
 from scalper.actors.supervisor import (
@@ -65,6 +66,7 @@ from scalper.messages import (
     CancelIntent,
     Halt,
     HaltChanged,
+    PressureRaised,
     Resume,
     SubmitIntent,
     SupervisorEscalated,
@@ -106,6 +108,7 @@ class SystemConfig:
     reconcile: ReconcileConfig = attrs.Factory(ReconcileConfig)
     orphans: OrphansConfig = attrs.Factory(OrphansConfig)
     supervisor: SupervisorConfig = attrs.Factory(SupervisorConfig)
+    protection: ProtectionManagerConfig = attrs.Factory(ProtectionManagerConfig)
 
 
 @attrs.frozen
@@ -186,6 +189,15 @@ class System:
             config=config.collector,
             crash_points=self.crash_points,
         )
+        self.protection = ProtectionManager(
+            venue,
+            self.journal,
+            self.router,
+            clock=clock,
+            config=config.protection,
+            queries=self.collector.queries,
+            on_pressure=self._raise_pressure,
+        )
         self.reconciler = ReconcilerActor(
             self.journal,
             clock=clock,
@@ -194,6 +206,7 @@ class System:
             queries=self.collector.queries,
             router=self.router,
             beliefs=belief_send,
+            protection=self.protection.repairs,
             crash_points=self.crash_points,
         )
         knobs_send, self._knobs_receive = trio.open_memory_channel[GuardKnobs](64)
@@ -205,6 +218,7 @@ class System:
             posture=posture,
             kill_switch=KillSwitch(config.kill_switch),
             config=config.belief,
+            protection_gap=self.protection.max_gap_seconds,
         )
         self.supervisor = Supervisor(
             "actors",
@@ -213,6 +227,7 @@ class System:
                 ChildSpec("evidence", self.collector.run),
                 ChildSpec("reconciler", self.reconciler.run),
                 ChildSpec("belief", self.belief.run),
+                ChildSpec("protection", self.protection.run),
             ],
             config=config.supervisor,
             rng=derive_rng(config.seed, "supervisor"),
@@ -272,6 +287,9 @@ class System:
         elif isinstance(event, Escalated):
             await self.journal.append(SupervisorEscalated(event.supervisor, event.reason))
 
+    async def _raise_pressure(self, event: PressureRaised) -> None:
+        await self.belief.raise_pressure(event)
+
     # ----------------------------------------------------------------- API
 
     async def submit(
@@ -296,6 +314,10 @@ class System:
     async def resume(self, reason: str = "operator") -> ResumeResult:
         """Operator resume: refused unless the last reconcile was clean."""
         return await self.belief.resume(Resume(reason))
+
+    def unprotected_seconds(self) -> dict[str, float]:
+        """Per symbol, how long filled exposure has been short of stop protection (I9)."""
+        return self.protection.unprotected_seconds()
 
     @property
     def knobs(self) -> GuardKnobs:

@@ -35,6 +35,7 @@ Debt inputs, and how they are measured:
 """
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 
 import attrs
@@ -53,7 +54,7 @@ from scalper.core.posture import (
 )
 from scalper.core.reconcile import ACCOUNT, MismatchKind
 from scalper.core.types import ZERO
-from scalper.messages import Halt, HaltChanged, PostureChanged, Resume
+from scalper.messages import Halt, HaltChanged, PostureChanged, PressureRaised, Resume
 
 __all__ = ["BeliefConfig", "BeliefController", "ResumeResult"]
 
@@ -110,8 +111,11 @@ class BeliefController:
         posture: PostureController,
         kill_switch: KillSwitch,
         config: BeliefConfig | None = None,
+        protection_gap: Callable[[], float] | None = None,
     ) -> None:
         self._journal = journal
+        self._protection_gap = protection_gap
+        self._pressures: dict[tuple[str, str, str], tuple[float, float, str]] = {}
         self._clock = clock
         self._beliefs = beliefs
         self._knobs_out = knobs_out
@@ -204,6 +208,14 @@ class BeliefController:
                 self._gap_since.setdefault(symbol, result.now)
         age = 0.0 if self._unclean_since is None else max(0.0, now - self._unclean_since)
         gap = max((now - t for t in self._gap_since.values()), default=0.0)
+        if self._protection_gap is not None:
+            # The ProtectionManager sees a gap from the fill on, before any reconcile does.
+            gap = max(gap, self._protection_gap())
+        for key, (_, until, _) in list(self._pressures.items()):
+            if until <= now:
+                del self._pressures[key]
+        extra = max((sev for sev, _, _ in self._pressures.values()), default=0.0)
+        extra_tags = tuple(sorted({cause for _, _, cause in self._pressures.values()}))
         return BeliefDebt(
             debt_age_s=max(age, oldest),
             breadth=len(mismatched) + len(unknown),
@@ -214,6 +226,8 @@ class BeliefController:
             source_confidence=min(1.0, max(0.0, confidence)),
             unknown_intents=len(unknown),
             oldest_unknown_intent_s=oldest if unknown else 0.0,
+            extra_pressure=min(1.0, max(0.0, extra)),
+            extra_tags=extra_tags,
         )
 
     async def _update(self, belief: BeliefState | None) -> None:
@@ -273,6 +287,26 @@ class BeliefController:
             await self._journal.append(HaltChanged(True, reasons, "kill_switch"))
         elif not automatic and journaled:
             await self._journal.append(HaltChanged(False, "kill_switch_cleared", "kill_switch"))
+
+    # ----------------------------------------------------------------- pressure
+
+    async def raise_pressure(self, event: PressureRaised) -> None:
+        """Hold an actor's pressure (already journaled by it) for ``hold_s`` and re-decide now."""
+        now = self._clock.now()
+        key = (event.source, event.symbol, event.cause)
+        previous = self._pressures.get(key)
+        severity = event.severity if previous is None else max(previous[0], event.severity)
+        self._pressures[key] = (severity, now + event.hold_s, event.cause)
+        await self._update(None)
+
+    def active_pressures(self) -> dict[str, float]:
+        """The pressures currently held, ``source:symbol:cause`` to severity."""
+        now = self._clock.now()
+        return {
+            ":".join(key): sev
+            for key, (sev, until, _) in sorted(self._pressures.items())
+            if until > now
+        }
 
     # ----------------------------------------------------------------- operator
 

@@ -76,7 +76,8 @@ import attrs
 from scalper.core.errors_base import CoreValueError
 from scalper.core.ids import DEFAULT_PREFIX, parse_client_order_id
 from scalper.core.model import AccountSnapshot, VenueOrder, VenuePosition
-from scalper.core.types import ZERO, OrderType, PositionSide, Side
+from scalper.core.protection import CoverageStatus, assess_coverage
+from scalper.core.types import ZERO, PositionSide, Side
 
 __all__ = [
     "Coverage",
@@ -193,8 +194,6 @@ _RISK_INCREASING_UNDECIDED = frozenset(
     }
 )
 _RISK_INCREASING = _RISK_INCREASING_UNDECIDED | {_R.OURS_KNOWN_INTENT_ENTRY}
-
-_STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_MARKET, OrderType.TRAILING_STOP_MARKET})
 
 
 def default_action(reason: OrphanReason) -> OrphanAction:
@@ -318,30 +317,31 @@ def stop_coverage(
     Returns:
         The coverage of the leg.
     """
-    required = abs(position_qty)
-    if position_qty == ZERO:
-        return Coverage(required=ZERO, covered=ZERO)
-    side = _reducing_side(position_qty)
-    stops = sorted(
-        (
-            o
-            for o in orders
-            if o.symbol == symbol
-            and o.position_side is position_side
-            and o.status.is_open
-            and o.order_type in _STOP_TYPES
-            and o.side is side
-            and is_position_reducing(o)
-            and (prefix is None or parse_client_order_id(o.client_order_id, prefix).ours)
-        ),
-        key=lambda o: (o.client_order_id, o.order_id),
+    # One rule for "protected", shared with the ProtectionManager: reconcile and protection
+    # must never disagree about whether a leg is covered (a disagreement would have one
+    # place a stop the other then calls an orphan).
+    candidates = [
+        o for o in orders if prefix is None or parse_client_order_id(o.client_order_id, prefix).ours
+    ]
+    assessed = assess_coverage(
+        VenuePosition(symbol=symbol, quantity=position_qty, position_side=position_side),
+        candidates,
     )
-    if any(o.close_position for o in stops):
-        return Coverage(
-            required=required, covered=required, close_position=True, stops=tuple(stops)
+    if assessed.status is CoverageStatus.FLAT:
+        return Coverage(required=ZERO, covered=ZERO)
+    covering = set(assessed.covered_by)
+    stops = tuple(
+        sorted(
+            (o for o in candidates if o.order_id in covering),
+            key=lambda o: (o.client_order_id, o.order_id),
         )
-    covered = sum((o.remaining_qty for o in stops), ZERO)
-    return Coverage(required=required, covered=covered, stops=tuple(stops))
+    )
+    return Coverage(
+        required=assessed.size,
+        covered=assessed.covered_qty,
+        close_position=assessed.close_position,
+        stops=stops,
+    )
 
 
 def _check_reason_map(_inst: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:

@@ -408,6 +408,9 @@ def _create_file(path: str, config: StoreConfig) -> None:
     _fsync_path(os.path.dirname(path), directory=True)
 
 
+_SQLITE_HEADER_BYTES = 100
+
+
 def _check_identity(conn: sqlite3.Connection, path: str) -> None:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     if app_id == 0 and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
@@ -419,6 +422,13 @@ def _check_identity(conn: sqlite3.Connection, path: str) -> None:
                 f"the file ({os.path.getsize(path)} bytes) holds no database at all: "
                 f"truncated? Move it away to start fresh",
             ),
+        )
+    size = os.path.getsize(path)
+    if app_id != APPLICATION_ID and size < _SQLITE_HEADER_BYTES:
+        # A cut inside the 100-byte header leaves a partial application id: that is a
+        # damaged store, not somebody else's database.
+        raise StoreCorrupt(
+            path, (f"the file ({size} bytes) is shorter than a database header: truncated?",)
         )
     if app_id != APPLICATION_ID:
         raise StoreError(
