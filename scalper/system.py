@@ -37,10 +37,12 @@ import trio
 
 import scalper
 from scalper.actors.belief import BeliefConfig, BeliefController, ResumeResult
+from scalper.actors.deadman import DeadmanConfig, DeadmanSwitch
 from scalper.actors.evidence import CollectorConfig, EvidenceCollector, SnapshotReady
 from scalper.actors.journal import Journal
 from scalper.actors.protection import ProtectionManager, ProtectionManagerConfig
 from scalper.actors.reconciler import BeliefState, ReconcilerActor
+from scalper.actors.replace import ReplaceManager, ReplaceManagerConfig, ReplaceResult
 from scalper.actors.router import IntentReceipt, Router, RouterConfig
 from scalper.actors.supervisor import (
     ChildCrashed,
@@ -67,6 +69,7 @@ from scalper.messages import (
     Halt,
     HaltChanged,
     PressureRaised,
+    ReplaceOrder,
     Resume,
     SubmitIntent,
     SupervisorEscalated,
@@ -109,6 +112,8 @@ class SystemConfig:
     orphans: OrphansConfig = attrs.Factory(OrphansConfig)
     supervisor: SupervisorConfig = attrs.Factory(SupervisorConfig)
     protection: ProtectionManagerConfig = attrs.Factory(ProtectionManagerConfig)
+    deadman: DeadmanConfig = attrs.Factory(DeadmanConfig)
+    replace: ReplaceManagerConfig = attrs.Factory(ReplaceManagerConfig)
 
 
 @attrs.frozen
@@ -198,6 +203,21 @@ class System:
             queries=self.collector.queries,
             on_pressure=self._raise_pressure,
         )
+        self.replacer = ReplaceManager(
+            self.journal,
+            self.router,
+            clock=clock,
+            config=config.replace,
+            on_pressure=self._raise_pressure,
+        )
+        self.deadman = DeadmanSwitch(
+            venue,
+            self.journal,
+            clock=clock,
+            symbols=config.symbols,
+            config=config.deadman,
+            on_pressure=self._raise_pressure,
+        )
         self.reconciler = ReconcilerActor(
             self.journal,
             clock=clock,
@@ -224,10 +244,12 @@ class System:
             "actors",
             [
                 ChildSpec("router", self.router.run),
+                ChildSpec("replace", self.replacer.run),
                 ChildSpec("evidence", self.collector.run),
                 ChildSpec("reconciler", self.reconciler.run),
                 ChildSpec("belief", self.belief.run),
                 ChildSpec("protection", self.protection.run),
+                ChildSpec("deadman", self.deadman.run),
             ],
             config=config.supervisor,
             rng=derive_rng(config.seed, "supervisor"),
@@ -306,6 +328,10 @@ class System:
     async def cancel(self, intent_id: str, reason: str = "requested") -> None:
         """Cancel an intent's live orders (idempotent)."""
         await self.router.cancel(CancelIntent(intent_id, reason))
+
+    async def replace(self, command: ReplaceOrder) -> ReplaceResult:
+        """Replace an intent's live order (I8: envelope, budgets, cancel-then-create)."""
+        return await self.replacer.replace(command)
 
     async def halt(self, reason: str) -> None:
         """Operator halt: no new entries until resumed; exits continue. Durable."""

@@ -44,7 +44,7 @@ import trio
 from scalper.actors.journal import Journal
 from scalper.actors.reconciler import BeliefState
 from scalper.clock import Clock
-from scalper.core.kill_switch import KillSwitch, KillSwitchInputs, KillSwitchState
+from scalper.core.kill_switch import KillReason, KillSwitch, KillSwitchInputs, KillSwitchState
 from scalper.core.posture import (
     BeliefDebt,
     GuardKnobs,
@@ -280,7 +280,9 @@ class BeliefController:
         await self._sync_halt(verdict)
 
     async def _sync_halt(self, verdict: KillSwitchState) -> None:
-        automatic = verdict.halted and tuple(r for r in verdict.reasons if r.value != "operator")
+        automatic = verdict.halted and tuple(
+            r for r in verdict.reasons if r is not KillReason.OPERATOR
+        )
         journaled = "kill_switch" in self._journal.state.halts
         if automatic and not journaled:
             reasons = ",".join(r.value for r in verdict.reasons)

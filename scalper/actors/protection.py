@@ -51,6 +51,7 @@ from decimal import Decimal
 
 import attrs
 import trio
+import trio.lowlevel
 
 from scalper.actors.evidence import QueryOrders
 from scalper.actors.journal import Journal
@@ -538,7 +539,7 @@ class ProtectionManager:
                 # task take it from the channel (a few scheduler rounds at most).
                 if intent.intent_id in self._rejections:
                     break
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
             rejection = self._rejections.pop(intent.intent_id, None)
             if rejection is not None and rejection.code in _WOULD_TRIGGER_CODES:
                 ls.would_trigger = True

@@ -41,6 +41,8 @@ picked up by the Router's resolver loop when it starts and every ``resolve_inter
 a restarted Router rebuilds its work from the journal; it does not remember.
 """
 
+import contextlib
+import enum
 import math
 import random
 from collections import deque
@@ -81,7 +83,7 @@ from scalper.state import IntentStatus, OrderRecord
 from scalper.store.records import LedgerState
 from scalper.venues.base import Venue, VenueError, call_within
 
-__all__ = ["IntentReceipt", "Router", "RouterConfig"]
+__all__ = ["CancelAttempt", "CancelOutcome", "IntentReceipt", "Router", "RouterConfig"]
 
 
 def _positive(_inst: object, attribute: "attrs.Attribute[float]", value: float) -> None:
@@ -141,6 +143,47 @@ class IntentReceipt:
     accepted: bool
     reason: str = ""
     detail: str = ""
+
+
+class CancelOutcome(enum.StrEnum):
+    """What one cancel request, or one status check after it, established (I3)."""
+
+    #: Not sent: the order is not in the ledger, already terminal there, or its create is
+    #: still unresolved (a cancel racing an unresolved create proves nothing).
+    NOT_SENT = "not_sent"
+    #: The venue confirmed the cancel; ``order`` carries the executed quantity at close.
+    CANCELED = "canceled"
+    #: -2011 / "unknown order", a timeout, a 5xx: open, closed or filled is unknown.
+    UNCLEAR = "unclear"
+    #: The venue definitely did not execute the cancel (429, a 100%-failure 503...).
+    NOT_DONE = "not_done"
+    #: The venue refused the request for good (retrying it cannot help).
+    FATAL = "fatal"
+    #: Status check: the order is still open (``order`` has its executed quantity).
+    OPEN = "open"
+    #: Status check: the order is closed (filled, canceled, expired); ``order`` says how.
+    CLOSED = "closed"
+    #: Status check: the venue does not know the order (-2013).
+    NOT_FOUND = "not_found"
+    #: Status check: the query itself failed.
+    QUERY_FAILED = "query_failed"
+
+
+@attrs.frozen
+class CancelAttempt:
+    """The answer of :meth:`Router.cancel_once` or :meth:`Router.check_cancel`.
+
+    Attributes:
+        outcome: what the request established.
+        reason: the venue's reason tag (or why nothing was sent).
+        order: the venue's view of the order, when the answer carried one.
+        retry_after_s: the wait the venue asked for before another attempt, if any.
+    """
+
+    outcome: CancelOutcome
+    reason: str = ""
+    order: VenueOrder | None = None
+    retry_after_s: float | None = None
 
 
 _Command = SubmitIntent | CancelIntent
@@ -226,7 +269,10 @@ class Router:
                 if isinstance(command, SubmitIntent):
                     receipt = await self._accept(command)
                     if reply is not None:
-                        reply.send_nowait(receipt)
+                        # A submitter cancelled meanwhile has left: the decision is journaled
+                        # either way, and a missing listener must not crash the Router.
+                        with contextlib.suppress(trio.BrokenResourceError, trio.WouldBlock):
+                            reply.send_nowait(receipt)
                         reply.close()
                 else:
                     await self._cancel_intent(command)
@@ -280,7 +326,21 @@ class Router:
             return ("invalid_intent", str(exc))
         return None
 
-    def _entry_gate(self, cmd: SubmitIntent) -> tuple[str, str] | None:
+    def entry_refusal(self, cmd: SubmitIntent, *, freed_orders: int = 0) -> tuple[str, str] | None:
+        """The entry gates' verdict on ``cmd`` right now, without submitting it.
+
+        For callers that must not take a step that only makes sense if the entry would pass
+        (the ReplaceManager cancels an entry's order only if its replacement would be let
+        through). ``freed_orders`` resting entry orders of the symbol are about to go (the
+        order being replaced) and are not counted against the open-order caps. The gates may
+        still refuse later: the posture can tighten in between.
+
+        Returns:
+            ``(reason, detail)`` of the first gate that refuses, or ``None``.
+        """
+        return self._entry_gate(cmd, freed_orders=freed_orders)
+
+    def _entry_gate(self, cmd: SubmitIntent, *, freed_orders: int = 0) -> tuple[str, str] | None:
         intent = cmd.intent
         state = self._journal.state
         knobs = self.knobs
@@ -305,7 +365,7 @@ class Router:
         last = self._last_entry_at.get(intent.symbol)
         if last is not None and now - last < knobs.entry_cooldown_s:
             return ("entry_cooldown", f"{now - last:.3f}s < {knobs.entry_cooldown_s}s")
-        resting = state.open_entry_orders(intent.symbol)
+        resting = state.open_entry_orders(intent.symbol) - freed_orders
         if resting >= knobs.max_open_orders_per_symbol:
             return ("open_orders_posture", f"{resting} >= {knobs.max_open_orders_per_symbol}")
         if resting >= cfg.max_open_orders_per_symbol:
@@ -685,7 +745,84 @@ class Router:
 
     async def _cross_check(self, order: OrderRecord, why: str) -> bool:
         """After an unclear cancel answer: the fetched status decides (I3)."""
-        coid = order.client_order_id
+        check = await self.check_cancel(order.client_order_id, why)
+        return check.outcome in (CancelOutcome.CLOSED, CancelOutcome.NOT_FOUND)
+
+    async def cancel_once(self, coid: str, reason: str, *, announce: bool) -> CancelAttempt:
+        """Send exactly one cancel of one of our orders and report what it established.
+
+        The single-attempt primitive for callers that run their own bounded lifecycle (the
+        ReplaceManager's cancel-then-create machine decides whether to query or retry).
+        Journaled like :meth:`cancel_order`: ``CancelRequested`` when ``announce`` (once per
+        cancel, before the first request leaves), ``CancelResolved`` on an ack,
+        ``CancelFailed`` on a definite refusal (still open) or a fatal one. An unclear answer
+        (-2011, unknown order, timeout, 5xx) is journaled by the status check that must
+        follow it (:meth:`check_cancel`), never taken as success here (I3).
+
+        Returns:
+            A :class:`CancelAttempt`; ``NOT_SENT`` if the ledger does not hold the order, holds
+            it as terminal, or its create is still unresolved.
+        """
+        order = self._journal.state.orders.get(coid)
+        if order is None:
+            return CancelAttempt(CancelOutcome.NOT_SENT, "not_in_ledger")
+        if order.is_terminal:
+            return CancelAttempt(CancelOutcome.NOT_SENT, "already_terminal")
+        if order.order_state in (OrderState.PENDING, OrderState.SENT, OrderState.UNKNOWN):
+            # Whether the create landed is unknown: a cancel now answers -2011 and the
+            # order may land afterwards; the resolver settles the create first.
+            return CancelAttempt(CancelOutcome.NOT_SENT, "create_unresolved")
+        if announce:
+            await self._journal.append(
+                CancelRequested(order.intent_id, order.correlation_id, coid, reason)
+            )
+        try:
+            result = await call_within(
+                self._config.request_timeout_s,
+                Operation.CANCEL,
+                self._venue.cancel_order,
+                order.request.symbol,
+                client_order_id=coid,
+                conditional=order.conditional,
+            )
+        except VenueError as exc:
+            verdict = exc.verdict
+        else:
+            await self._journal.append(
+                CancelResolved(order.intent_id, order.correlation_id, coid, "cancel_ack", result)
+            )
+            return CancelAttempt(CancelOutcome.CANCELED, "cancel_ack", result)
+        if verdict.error_class is ErrorClass.FATAL:
+            await self._journal.append(
+                CancelFailed(order.intent_id, order.correlation_id, coid, verdict.reason, False)
+            )
+            return CancelAttempt(CancelOutcome.FATAL, verdict.reason)
+        if verdict.error_class in (ErrorClass.IDEMPOTENT_SAFE, ErrorClass.AMBIGUOUS):
+            return CancelAttempt(
+                CancelOutcome.UNCLEAR, verdict.reason, retry_after_s=verdict.backoff_hint_s
+            )
+        await self._journal.append(
+            CancelFailed(order.intent_id, order.correlation_id, coid, verdict.reason, True)
+        )
+        return CancelAttempt(
+            CancelOutcome.NOT_DONE, verdict.reason, retry_after_s=verdict.backoff_hint_s
+        )
+
+    async def check_cancel(self, coid: str, why: str) -> CancelAttempt:
+        """Query one of our orders once after an unclear cancel answer; the status decides (I3).
+
+        Journaled as the cancel's outcome: closed is ``CancelResolved`` (with the fetched
+        order), not found is ``CancelResolved`` without one (the order is not open; how it
+        closed is unknown), still open or a failed query is ``CancelFailed`` with
+        ``still_open=True``. ``why`` (the unclear answer's reason) prefixes the evidence.
+
+        Returns:
+            A :class:`CancelAttempt` with ``OPEN``, ``CLOSED``, ``NOT_FOUND`` or
+            ``QUERY_FAILED`` (``NOT_SENT`` if the ledger does not hold the order).
+        """
+        order = self._journal.state.orders.get(coid)
+        if order is None:
+            return CancelAttempt(CancelOutcome.NOT_SENT, "not_in_ledger")
         try:
             found: VenueOrder | None = await call_within(
                 self._config.request_timeout_s,
@@ -703,22 +840,22 @@ class Router:
                         order.intent_id, order.correlation_id, coid, f"{why}+not_found", None
                     )
                 )
-                return True
+                return CancelAttempt(CancelOutcome.NOT_FOUND, failure)
         if found is None:
             await self._journal.append(
                 CancelFailed(order.intent_id, order.correlation_id, coid, f"{why}+{failure}", True)
             )
-            return False
+            return CancelAttempt(CancelOutcome.QUERY_FAILED, failure)
         if found.status.is_open:
             # -2011 while the order is live: NOT a success (the seed's bug, I3).
             await self._journal.append(
                 CancelFailed(order.intent_id, order.correlation_id, coid, f"{why}+still_open", True)
             )
-            return False
+            return CancelAttempt(CancelOutcome.OPEN, "still_open", found)
         await self._journal.append(
             CancelResolved(order.intent_id, order.correlation_id, coid, f"{why}+query", found)
         )
-        return True
+        return CancelAttempt(CancelOutcome.CLOSED, found.status.value, found)
 
     async def lookup(self, symbol: str, coid: str) -> VenueOrder | None:
         """Query one order by client order id (plain, then conditional); None if not found."""

@@ -214,6 +214,10 @@ class Venue(Protocol):
         """The venue's clock, in epoch milliseconds."""
         ...
 
+    async def mark_price(self, symbol: str) -> Decimal:
+        """``symbol``'s current mark price (what liquidation and mark-price triggers use)."""
+        ...
+
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         """Set the symbol's leverage; returns the leverage the venue applied."""
         ...

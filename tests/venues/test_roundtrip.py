@@ -429,6 +429,26 @@ async def test_exchange_info_and_server_time(nursery: trio.Nursery) -> None:
     assert abs(server_ms - rig.handle.app.venue_time_ms()) <= 1000
 
 
+async def test_mark_price_is_the_engines_price_path(rig: Rig) -> None:
+    venue = rig.venue()
+    assert await venue.mark_price(BTC) == rig.handle.engine.mark_price(BTC) == D("60000")
+    rig.handle.app.set_mark_price(BTC, D("58765.4"))
+    assert await venue.mark_price(BTC) == D("58765.4")
+    record = await venue.premium_index(BTC)
+    assert (record.symbol, record.index_price, record.last_funding_rate) == (
+        BTC,
+        D("58765.4"),
+        D(0),
+    )
+    assert record.time_ms is not None
+    assert abs(record.time_ms - rig.handle.app.venue_time_ms()) <= 1000
+    with pytest.raises(VenueError) as unknown:
+        await venue.mark_price("DOGEUSDT")
+    assert (unknown.value.code, unknown.value.error_class) == (-1121, ErrorClass.FATAL)
+    assert rig.sent.count("GET /fapi/v1/premiumIndex") == 4
+    assert rig.handle.engine.history.accepted() == ()  # a read: nothing traded
+
+
 # --------------------------------------------------------------------------- rate limit
 
 

@@ -55,6 +55,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
@@ -413,6 +414,32 @@ class BinanceVenue:
     async def server_time(self) -> int:
         """``GET /fapi/v1/time``: the venue's clock in epoch milliseconds."""
         return await self._call(wire.server_time(), wire.parse_server_time)
+
+    async def mark_price(self, symbol: str) -> Decimal:
+        """``GET /fapi/v1/premiumIndex``: ``symbol``'s current mark price (public, weight 1).
+
+        Raises:
+            VenueError: -1121 for an unknown symbol; FATAL ``malformed_response`` for an
+                unreadable answer or one about another symbol.
+        """
+        return (await self.premium_index(symbol)).mark_price
+
+    async def premium_index(self, symbol: str) -> wire.MarkPrice:
+        """The whole ``premiumIndex`` record of ``symbol`` (mark, index, funding).
+
+        Raises:
+            VenueError: as :meth:`mark_price`.
+        """
+        request = self._build(Operation.QUERY, lambda: wire.mark_price(symbol))
+        record = await self._call(request, wire.parse_mark_price)
+        if record.symbol != symbol:
+            # A price for the wrong instrument is worse than none: never hand it on.
+            raise self._malformed(
+                request,
+                MalformedMessage("symbol", f"answer is for {record.symbol!r}, asked {symbol!r}"),
+                200,
+            )
+        return record
 
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         """Set ``symbol``'s leverage; returns what the venue applied."""

@@ -86,6 +86,7 @@ __all__ = [
     "JsonValue",
     "LeverageChange",
     "MalformedMessage",
+    "MarkPrice",
     "RateLimit",
     "Reader",
     "SymbolRules",
@@ -109,6 +110,8 @@ __all__ = [
     "parse_exchange_info",
     "parse_leverage",
     "parse_listen_key",
+    "parse_mark_price",
+    "parse_mark_prices",
     "parse_order",
     "parse_orders",
     "parse_position_mode",
@@ -611,6 +614,35 @@ class CodeAck:
 
 
 @attrs.frozen
+class MarkPrice:
+    """``GET /fapi/v1/premiumIndex``: one symbol's mark price and funding state.
+
+    Only ``symbol`` and ``mark_price`` are relied on (strategies price entries from the
+    mark, which is also what liquidation and ``workingType=MARK_PRICE`` triggers use); the
+    other fields are informational and ``None`` when Binance leaves them out.
+
+    Attributes:
+        symbol: the venue symbol.
+        mark_price: the mark price, always positive.
+        index_price: the spot index the mark is anchored to.
+        estimated_settle_price: only meaningful in the last hour before a settlement.
+        last_funding_rate: the latest funding rate (signed; a fraction, not percent).
+        interest_rate: the interest component of funding (signed fraction).
+        next_funding_time_ms: the next funding instant, epoch ms (0 for delivery contracts).
+        time_ms: when the venue computed these values, epoch ms.
+    """
+
+    symbol: str
+    mark_price: Decimal
+    index_price: Decimal | None = None
+    estimated_settle_price: Decimal | None = None
+    last_funding_rate: Decimal | None = None
+    interest_rate: Decimal | None = None
+    next_funding_time_ms: int | None = None
+    time_ms: int | None = None
+
+
+@attrs.frozen
 class VenueErrorBody:
     """A ``{"code": <negative>, "msg": ...}`` error body, top-level or inside a batch."""
 
@@ -936,6 +968,39 @@ def parse_exchange_info(raw: JsonValue) -> ExchangeInfo:
         symbols=tuple(_symbol_rules(s) for s in r.items("symbols")),
         server_time_ms=r.opt_integer("serverTime") or 0,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Market data.
+
+
+def _mark_price_from(r: Reader) -> MarkPrice:
+    mark = r.dec("markPrice")
+    if mark == ZERO:
+        # A zero mark would price every entry at nothing and every stop at the floor.
+        raise r.error("markPrice", "must be positive")
+    return MarkPrice(
+        symbol=r.string("symbol"),
+        mark_price=mark,
+        index_price=r.opt_dec("indexPrice"),
+        estimated_settle_price=r.opt_dec("estimatedSettlePrice"),
+        last_funding_rate=r.opt_dec("lastFundingRate", signed=True),
+        interest_rate=r.opt_dec("interestRate", signed=True),
+        next_funding_time_ms=r.opt_integer("nextFundingTime"),
+        time_ms=r.opt_integer("time"),
+    )
+
+
+@wrap_malformed
+def parse_mark_price(raw: JsonValue) -> MarkPrice:
+    """Parse ``GET /fapi/v1/premiumIndex?symbol=...`` (one object) into a :class:`MarkPrice`."""
+    return _mark_price_from(Reader(raw))
+
+
+@wrap_malformed
+def parse_mark_prices(raw: JsonValue) -> tuple[MarkPrice, ...]:
+    """Parse ``GET /fapi/v1/premiumIndex`` without a symbol (an array, one per symbol)."""
+    return tuple(_mark_price_from(r) for r in iter_objects(raw, ""))
 
 
 # ---------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ from scalper.venues.binance.parse import (
     JsonValue,
     LeverageChange,
     MalformedMessage,
+    MarkPrice,
     RateLimit,
     SymbolRules,
     VenueErrorBody,
@@ -109,6 +110,8 @@ from scalper.venues.binance.parse import (
     parse_exchange_info,
     parse_leverage,
     parse_listen_key,
+    parse_mark_price,
+    parse_mark_prices,
     parse_order,
     parse_orders,
     parse_position_mode,
@@ -158,6 +161,7 @@ __all__ = [
     "MalformedMessage",
     "MarginCall",
     "MarginCallPosition",
+    "MarkPrice",
     "OrderTradeUpdate",
     "RateLimit",
     "RateLimitUsage",
@@ -195,6 +199,7 @@ __all__ = [
     "keepalive_listen_key",
     "loads",
     "map_error",
+    "mark_price",
     "new_order",
     "open_algo_orders",
     "open_orders",
@@ -210,6 +215,8 @@ __all__ = [
     "parse_exchange_info",
     "parse_leverage",
     "parse_listen_key",
+    "parse_mark_price",
+    "parse_mark_prices",
     "parse_order",
     "parse_orders",
     "parse_position_mode",
@@ -854,6 +861,29 @@ def exchange_info() -> WireRequest:
 def server_time() -> WireRequest:
     """``GET /fapi/v1/time`` (public), for measuring clock offset before signing."""
     return WireRequest(HttpMethod.GET, "/fapi/v1/time", (), signed=False, api_key_header=False)
+
+
+def mark_price(symbol: str | None = None) -> WireRequest:
+    """``GET /fapi/v1/premiumIndex`` (public): mark price and funding, weight 1 per symbol.
+
+    Without ``symbol`` Binance answers an array covering every symbol (weight 10).
+    """
+    if symbol is None:
+        return WireRequest(
+            HttpMethod.GET,
+            "/fapi/v1/premiumIndex",
+            (),
+            signed=False,
+            api_key_header=False,
+            weight=10,
+        )
+    return WireRequest(
+        HttpMethod.GET,
+        "/fapi/v1/premiumIndex",
+        (("symbol", _symbol(symbol)),),
+        signed=False,
+        api_key_header=False,
+    )
 
 
 def ping() -> WireRequest:

@@ -25,8 +25,8 @@ API summary (what a front end calls)
 Requests. Before handing a request to the engine, call
 ``fault = injector.before_request(op, symbol, now)`` with ``op`` from :data:`OPERATIONS`
 (``create``, ``cancel``, ``query``, ``open_orders``, ``positions``, ``balances``,
-``user_trades``, ``exchange_info``, ``time``, ``leverage``, ``countdown``, ``listen_key``
-for POST/DELETE ``listenKey``, ``keepalive`` for PUT ``listenKey``). ``None``: serve the
+``user_trades``, ``exchange_info``, ``time``, ``mark_price``, ``leverage``, ``countdown``,
+``listen_key`` for POST/DELETE ``listenKey``, ``keepalive`` for PUT ``listenKey``). ``None``: serve the
 request normally. Otherwise a :class:`RequestFault` says, in this order:
 
 1. ``fault.execute``: apply the request to the engine (or not). For FILL_AFTER_CANCEL,
@@ -219,6 +219,7 @@ OPERATIONS: Final = frozenset(
         "user_trades",
         "exchange_info",
         "time",
+        "mark_price",
         "leverage",
         "countdown",
         "listen_key",

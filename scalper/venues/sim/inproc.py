@@ -64,6 +64,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from decimal import Decimal
 from typing import Final, TypeVar
 
 import attrs
@@ -129,6 +130,7 @@ _WEIGHTS: Final = {
     "user_trades": 5,
     "exchange_info": 1,
     "time": 1,
+    "mark_price": 1,
     "leverage": 1,
     "countdown": 10,
 }
@@ -352,6 +354,14 @@ class InProcessVenue:
     async def server_time(self) -> int:
         """The exchange's clock in epoch milliseconds."""
         return await self._call("time", None, lambda now: self._engine.venue_time_ms(now))
+
+    async def mark_price(self, symbol: str) -> Decimal:
+        """``symbol``'s mark price now: the engine's price path (mid = last = mark).
+
+        Raises:
+            VenueError: -1121 (FATAL ``bad_symbol``) for a symbol the engine does not list.
+        """
+        return await self._call("mark_price", symbol, lambda _now: self._engine.mark_price(symbol))
 
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         """Set ``symbol``'s leverage; returns the leverage the engine applied."""

@@ -75,8 +75,14 @@ schedule governs what happens next, not what is in flight: each connection's fil
 the events it holds over to a filter of the new injector, so they still arrive, once, at
 the release instants the injection log gave them.
 
+**Market data** is one endpoint, ``GET /fapi/v1/premiumIndex`` (public; weight 1 with a
+symbol, 10 for the array of all symbols): the engine's price path is the mark, index and
+settle price at once, and funding is not simulated (rate zero, next funding at the next
+8-hour UTC boundary). An unknown symbol is -1121, as on Binance.
+
 Not simulated: batch endpoints, order amendment, GTD, trailing stops (the engine's
--1020), IP bans (418) unless a fault injects them, the 24-hour connection limit.
+-1020), IP bans (418) unless a fault injects them, the 24-hour connection limit, funding,
+order books, trades and klines.
 """
 
 import enum
@@ -1203,6 +1209,7 @@ class SimExchangeApp:
             ("GET", "/fapi/v1/ping"): r(public, 1, "time", lambda p, ctx: {}),
             ("GET", "/fapi/v1/time"): r(public, 1, "time", self._time),
             ("GET", "/fapi/v1/exchangeInfo"): r(public, 1, "exchange_info", self._exchange_info),
+            ("GET", "/fapi/v1/premiumIndex"): r(public, 1, "mark_price", self._premium_index, 10),
             ("POST", "/fapi/v1/order"): r(signed, 0, "create", self._new_order, order_count=True),
             ("GET", "/fapi/v1/order"): r(signed, 1, "query", self._query_order),
             ("DELETE", "/fapi/v1/order"): r(signed, 1, "cancel", self._cancel_order),
@@ -1398,6 +1405,17 @@ class SimExchangeApp:
 
     def _exchange_info(self, p: "_Params", ctx: _Ctx) -> object:
         return self._format.exchange_info(self._engine.exchange_info())
+
+    def _premium_index(self, p: "_Params", ctx: _Ctx) -> object:
+        time_ms = self._engine.venue_time_ms()
+        symbol = p.text("symbol")
+        if symbol is not None:
+            # engine.mark_price is -1121 "Invalid symbol." for a symbol it does not list.
+            return self._format.premium_index(symbol, self._engine.mark_price(symbol), time_ms)
+        return [
+            self._format.premium_index(s.symbol, self._engine.mark_price(s.symbol), time_ms)
+            for s in self._engine.config.symbols
+        ]
 
     # ------------------------------------------------------------------ orders
 

@@ -67,6 +67,8 @@ from scalper.venues.sim.records import (
 )
 
 __all__ = [
+    "FUNDING_INTERVAL_MS",
+    "INTEREST_RATE",
     "MAINT_MARGIN_RATE",
     "MONEY_PLACES",
     "AlgoSettings",
@@ -86,6 +88,10 @@ JsonObject = dict[str, Any]
 MONEY_PLACES: Final = 8
 #: Maintenance margin as a fraction of notional (Binance's first BTCUSDT bracket).
 MAINT_MARGIN_RATE: Final = Decimal("0.004")
+#: Binance's funding cadence on the majors: 00:00, 08:00 and 16:00 UTC.
+FUNDING_INTERVAL_MS: Final = 8 * 3600 * 1000
+#: The interest component ``premiumIndex`` reports (Binance's standard 0.01% per interval).
+INTEREST_RATE: Final = Decimal("0.0001")
 
 _MIN_AVG_PLACES: Final = 5
 #: Binance's "perpetual" delivery date (2100-12-25) and a fixed onboard date.
@@ -499,6 +505,29 @@ class WireFormat:
             }
         )
         return out
+
+    # ------------------------------------------------------------------ market data
+
+    @staticmethod
+    def premium_index(symbol: str, mark_price: Decimal, time_ms: int) -> JsonObject:
+        """One ``GET /fapi/v1/premiumIndex`` object (the array element without a symbol).
+
+        The engine has one price per symbol (mid = last = mark) and no funding, so the
+        index and estimated settle price equal the mark, the last funding rate is zero and
+        the interest rate is Binance's standard 0.01% per interval; the next funding
+        instant is the next 8-hour UTC boundary after ``time_ms``, as on Binance.
+        """
+        next_funding = (time_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+        return {
+            "symbol": symbol,
+            "markPrice": money(mark_price),
+            "indexPrice": money(mark_price),
+            "estimatedSettlePrice": money(mark_price),
+            "lastFundingRate": money(ZERO),
+            "interestRate": money(INTEREST_RATE),
+            "nextFundingTime": next_funding,
+            "time": time_ms,
+        }
 
     # ------------------------------------------------------------------ exchange info
 

@@ -98,7 +98,7 @@ Reply = httpx.Response | BaseException | Callable[[httpx.Request], Awaitable[htt
 class FakeBinance:
     """An emulated Binance USD-M REST endpoint: checks auth, answers documented shapes."""
 
-    PUBLIC = frozenset({"/fapi/v1/time", "/fapi/v1/exchangeInfo"})
+    PUBLIC = frozenset({"/fapi/v1/time", "/fapi/v1/exchangeInfo", "/fapi/v1/premiumIndex"})
     KEY_ONLY = frozenset({"/fapi/v1/listenKey"})
 
     def __init__(
@@ -205,6 +205,7 @@ class FakeBinance:
             ("GET", "/fapi/v3/positionRisk"): fx.CCXT_POSITIONS_V3,
             ("GET", "/fapi/v3/balance"): fx.DOC_BALANCE_V3,
             ("GET", "/fapi/v1/exchangeInfo"): fx.DOC_EXCHANGE_INFO,
+            ("GET", "/fapi/v1/premiumIndex"): fx.DOC_PREMIUM_INDEX,
             ("POST", "/fapi/v1/leverage"): fx.DOC_LEVERAGE,
             ("POST", "/fapi/v1/countdownCancelAll"): fx.DOC_COUNTDOWN,
             ("GET", "/fapi/v1/userTrades"): TWO_TRADES_NEWEST_FIRST,
@@ -469,6 +470,56 @@ async def test_malformed_2xx_is_ambiguous_for_a_create_and_fatal_for_a_read(auto
         await venue.positions()
     assert read.value.error_class is ErrorClass.FATAL
     assert "positionAmt" in read.value.message
+
+
+async def test_mark_price_is_an_unsigned_read_of_premium_index(autojump_clock) -> None:
+    fake = FakeBinance()
+    venue = make_venue(fake)
+    assert await venue.mark_price("BTCUSDT") == D("11793.63104562")
+    sent = fake.last("GET", "/fapi/v1/premiumIndex")
+    assert FakeBinance.params(sent) == {"symbol": "BTCUSDT"}
+    assert "X-MBX-APIKEY" not in sent.headers  # public: the key never leaves for market data
+    record = await venue.premium_index("BTCUSDT")
+    assert (record.index_price, record.last_funding_rate) == (D("11781.8049597"), D("0.00038246"))
+    assert venue.rate_limits.used_weight_1m == fake.weight
+
+
+async def test_mark_price_refuses_a_bad_answer_instead_of_trading_on_it(autojump_clock) -> None:
+    fake = FakeBinance()
+    doc = json.loads(fx.DOC_PREMIUM_INDEX)
+    fake.script(
+        "GET",
+        "/fapi/v1/premiumIndex",
+        reply(200, doc | {"symbol": "ETHUSDT"}),  # a price for another instrument
+        reply(200, doc | {"markPrice": "0.00000000"}),
+        reply(200, "<html>cached by a proxy</html>"),
+        error(400, -1121, "Invalid symbol."),
+    )
+    venue = make_venue(fake)
+    wrong = await _venue_error(venue.mark_price("BTCUSDT"))
+    assert (wrong.error_class, wrong.verdict.reason) == (ErrorClass.FATAL, "malformed_response")
+    assert "ETHUSDT" in wrong.message
+    zero = await _venue_error(venue.mark_price("BTCUSDT"))
+    assert (zero.error_class, zero.verdict.reason) == (ErrorClass.FATAL, "malformed_response")
+    assert "markPrice" in zero.message
+    html = await _venue_error(venue.mark_price("BTCUSDT"))
+    assert (html.error_class, html.verdict.reason) == (ErrorClass.FATAL, "malformed_response")
+    unknown = await _venue_error(venue.mark_price("BTCUSDT"))
+    assert (unknown.code, unknown.error_class, unknown.operation) == (
+        -1121,
+        ErrorClass.FATAL,
+        Operation.QUERY,
+    )
+    before = fake.count("GET", "/fapi/v1/premiumIndex")
+    invalid = await _venue_error(venue.mark_price("BTC USDT"))
+    assert invalid.verdict.reason == "invalid_request"
+    assert fake.count("GET", "/fapi/v1/premiumIndex") == before  # refused before sending
+
+
+async def _venue_error(call: Awaitable[Any]) -> VenueError:
+    with pytest.raises(VenueError) as caught:
+        await call
+    return caught.value
 
 
 # --- transport failures and timeouts --------------------------------------------------

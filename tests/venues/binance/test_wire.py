@@ -762,6 +762,97 @@ def test_small_replies() -> None:
         wire.parse_code_ack({"code": -2011, "msg": "Unknown order sent."})
 
 
+# --- mark price ---------------------------------------------------------------------------
+
+
+def test_mark_price_request_is_public_and_weighs_one_per_symbol() -> None:
+    req = wire.mark_price("BTCUSDT")
+    assert (req.method, req.path, req.params, req.weight, req.operation) == (
+        wire.HttpMethod.GET,
+        "/fapi/v1/premiumIndex",
+        (("symbol", "BTCUSDT"),),
+        1,
+        Operation.QUERY,
+    )
+    assert not req.signed
+    assert not req.api_key_header
+    encoded = wire.encode(req)  # no credentials needed: nothing is signed or keyed
+    assert encoded.target == "/fapi/v1/premiumIndex?symbol=BTCUSDT"
+    assert encoded.headers == ()
+    every = wire.mark_price()
+    assert (every.params, every.weight) == ((), 10)
+    for bad in ("BTC USDT", "", "X" * 41):
+        with pytest.raises(wire.WireRequestError) as exc:
+            wire.mark_price(bad)
+        assert exc.value.field == "symbol"
+
+
+def test_mark_price_doc_example_parses_exactly() -> None:
+    assert wire.parse_mark_price(wire.loads(fx.DOC_PREMIUM_INDEX)) == wire.MarkPrice(
+        symbol="BTCUSDT",
+        mark_price=D("11793.63104562"),
+        index_price=D("11781.80495970"),
+        estimated_settle_price=D("11781.16138815"),
+        last_funding_rate=D("0.00038246"),
+        interest_rate=D("0.00010000"),
+        next_funding_time_ms=1597392000000,
+        time_ms=1597370495002,
+    )
+    # Shorts pay longs: a negative funding rate is a value, not corruption.
+    negative = json.loads(fx.DOC_PREMIUM_INDEX) | {"lastFundingRate": "-0.00012500"}
+    assert wire.parse_mark_price(negative).last_funding_rate == D("-0.000125")
+    perpetual, delivery = wire.parse_mark_prices(wire.loads(fx.DOC_PREMIUM_INDEX_ALL))
+    assert (perpetual.symbol, delivery.symbol) == ("BTCUSDT", "BTCUSDT_260327")
+    assert (delivery.mark_price, delivery.last_funding_rate, delivery.interest_rate) == (
+        D("61234.1"),
+        None,
+        None,
+    )
+    assert delivery.next_funding_time_ms == 0
+    # Only the symbol and the mark are relied on; the rest may be absent.
+    minimal = wire.parse_mark_price({"symbol": "ETHUSDT", "markPrice": "3000.5"})
+    assert (minimal.mark_price, minimal.index_price, minimal.time_ms) == (D("3000.5"), None, None)
+
+
+_DOC_MARK = json.loads(fx.DOC_PREMIUM_INDEX)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({k: v for k, v in _DOC_MARK.items() if k != "markPrice"}, "markPrice"),
+        (_DOC_MARK | {"markPrice": "0.00000000"}, "markPrice"),
+        (_DOC_MARK | {"markPrice": "-11793.6"}, "markPrice"),
+        (_DOC_MARK | {"markPrice": "NaN"}, "markPrice"),
+        (_DOC_MARK | {"markPrice": ""}, "markPrice"),
+        (_DOC_MARK | {"markPrice": True}, "markPrice"),
+        (_DOC_MARK | {"markPrice": "1e400"}, "markPrice"),
+        ({k: v for k, v in _DOC_MARK.items() if k != "symbol"}, "symbol"),
+        (_DOC_MARK | {"symbol": 5}, "symbol"),
+        (_DOC_MARK | {"indexPrice": "11781.8O"}, "indexPrice"),
+        (_DOC_MARK | {"nextFundingTime": "soon"}, "nextFundingTime"),
+        (_DOC_MARK | {"time": -1}, "time"),
+        ([_DOC_MARK], "<message>"),  # the all-symbols array where one object was asked for
+        ("<html>502 Bad Gateway</html>", "<message>"),
+        (None, "<message>"),
+    ],
+)
+def test_malformed_mark_price_names_the_field(body: Any, field: str) -> None:
+    with pytest.raises(wire.MalformedMessage) as exc:
+        wire.parse_mark_price(body)
+    assert exc.value.field == field
+
+
+def test_malformed_mark_prices_name_the_element() -> None:
+    rows = json.loads(fx.DOC_PREMIUM_INDEX_ALL)
+    rows[1]["markPrice"] = "abc"
+    with pytest.raises(wire.MalformedMessage) as exc:
+        wire.parse_mark_prices(rows)
+    assert exc.value.field == "[1].markPrice"
+    with pytest.raises(wire.MalformedMessage):
+        wire.parse_mark_prices(_DOC_MARK)  # one object where the array was asked for
+
+
 # --- stream events (section 5) ------------------------------------------------------------
 
 

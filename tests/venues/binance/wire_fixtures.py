@@ -229,6 +229,21 @@ DOC_COUNTDOWN = '{"symbol":"BTCUSDT","countdownTime":"100000"}'
 DOC_LEVERAGE = '{"leverage":21,"maxNotionalValue":"1000000","symbol":"BTCUSDT"}'
 DOC_LISTEN_KEY = '{"listenKey":"pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"}'
 DOC_SERVER_TIME = '{"serverTime":1499827319559}'
+#: ``GET /fapi/v1/premiumIndex?symbol=BTCUSDT`` (Mark Price doc page; the live answer also
+#: carries ``estimatedSettlePrice``, ``interestRate`` and ``time``).
+DOC_PREMIUM_INDEX = (
+    '{"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",'
+    '"estimatedSettlePrice":"11781.16138815","lastFundingRate":"0.00038246",'
+    '"interestRate":"0.00010000","nextFundingTime":1597392000000,"time":1597370495002}'
+)
+#: Without a symbol: one object per symbol (a delivery contract has no funding).
+DOC_PREMIUM_INDEX_ALL = (
+    "["
+    + DOC_PREMIUM_INDEX
+    + ',{"symbol":"BTCUSDT_260327","markPrice":"61234.10000000","indexPrice":"60987.30000000",'
+    '"estimatedSettlePrice":"60990.00000000","lastFundingRate":"","interestRate":"",'
+    '"nextFundingTime":0,"time":1597370495002}]'
+)
 DOC_BATCH_MIXED = (
     "["
     + CCXT_CREATE_ORDERS_SWAP.strip()[1:-1]
@@ -344,6 +359,8 @@ def corpus() -> dict[str, list[Any]]:
         "parse_user_trades": [ok_json(DOC_USER_TRADES)],
         "parse_exchange_info": [ok_json(DOC_EXCHANGE_INFO)],
         "parse_server_time": [ok_json(DOC_SERVER_TIME)],
+        "parse_mark_price": [ok_json(DOC_PREMIUM_INDEX)],
+        "parse_mark_prices": [ok_json(DOC_PREMIUM_INDEX_ALL)],
         "parse_listen_key": [ok_json(DOC_LISTEN_KEY)],
         "parse_leverage": [ok_json(DOC_LEVERAGE)],
         "parse_countdown": [ok_json(DOC_COUNTDOWN)],

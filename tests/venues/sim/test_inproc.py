@@ -155,6 +155,40 @@ async def test_reads_report_the_account(autojump_clock):
     assert venue.engine.leverage(BTC) == 7
 
 
+async def test_mark_price_follows_the_price_path_on_trio_time(autojump_clock):
+    series = ((5.0, D(58000)), (10.0, D("61000.5")))
+    venue = make_venue(engine=make_engine(symbol=still_symbol(series=series)))
+    assert await venue.mark_price(BTC) == D(60000)
+    await trio.sleep(5)
+    # Nobody touched the engine while the price moved; the read brings it up to date.
+    assert await venue.mark_price(BTC) == D(58000) == venue.engine.mark_price(BTC)
+    await trio.sleep(5)
+    assert await venue.mark_price(BTC) == D("61000.5")
+    unknown = await venue_error(venue.mark_price("DOGEUSDT"))
+    assert (unknown.code, unknown.error_class, unknown.verdict.reason) == (
+        -1121,
+        ErrorClass.FATAL,
+        "bad_symbol",
+    )
+
+
+async def test_mark_price_is_faultable_and_charged_like_binance(autojump_clock):
+    lost = make_venue(FaultSpec(0, 5, K.LOSE_RESPONSE, operations={"mark_price"}))
+    err = await venue_error(lost.mark_price(BTC))
+    assert err.error_class is ErrorClass.RETRYABLE  # a lost read is merely retryable
+    assert len(await lost.open_orders()) == 0  # the fault targets mark_price reads only
+    await trio.sleep(5)
+    assert await lost.mark_price(BTC) == D(60000)  # outside the window: answered
+
+    limited = make_venue(
+        engine=make_engine(rate_limits=RateLimitConfig(request_weight_per_minute=3))
+    )
+    for _ in range(3):  # weight 1 each
+        await limited.mark_price(BTC)
+    too_many = await venue_error(limited.mark_price(BTC))
+    assert (too_many.http_status, too_many.code) == (429, -1003)
+
+
 async def test_the_engine_follows_the_clock_between_calls(autojump_clock):
     series = ((5.0, D(58000)),)
     venue = make_venue(engine=make_engine(symbol=still_symbol(series=series)))

@@ -272,6 +272,67 @@ async def test_exchange_info_parses_with_the_project_parser(client: Client):
     assert (await client.http.get("/fapi/v1/ping")).json() == {}
 
 
+async def test_premium_index_is_binance_shaped_and_reads_the_price_path(client: Client):
+    engine = client.handle.engine
+    response = await client.http.get("/fapi/v1/premiumIndex", params={"symbol": BTC})  # public
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert list(body) == [
+        "symbol",
+        "markPrice",
+        "indexPrice",
+        "estimatedSettlePrice",
+        "lastFundingRate",
+        "interestRate",
+        "nextFundingTime",
+        "time",
+    ]
+    # Binance's types: decimals are 8-place strings, times are integers.
+    assert body["symbol"] == BTC
+    assert (
+        body["markPrice"] == body["indexPrice"] == body["estimatedSettlePrice"] == "60000.00000000"
+    )
+    assert (body["lastFundingRate"], body["interestRate"]) == ("0.00000000", "0.00010000")
+    assert type(body["time"]) is int
+    assert type(body["nextFundingTime"]) is int
+    assert abs(body["time"] - client.handle.app.venue_time_ms()) < 1000
+    eight_hours_ms = 8 * 3600 * 1000
+    assert body["nextFundingTime"] % eight_hours_ms == 0
+    assert 0 < body["nextFundingTime"] - body["time"] <= eight_hours_ms
+    assert wire.parse_mark_price(wire.loads(response.content)).mark_price == engine.mark_price(BTC)
+
+    # The mark is the engine's price path: move it and the endpoint follows.
+    client.handle.app.set_mark_price(BTC, D("61234.5"))
+    moved = wire.parse_mark_price(await client.ok(wire.mark_price(BTC)))
+    assert moved.mark_price == engine.mark_price(BTC) == D("61234.5")
+    every = wire.parse_mark_prices(await client.ok(wire.mark_price()))
+    assert [(m.symbol, m.mark_price) for m in every] == [(BTC, D("61234.5"))]
+
+    unknown = await client.http.get("/fapi/v1/premiumIndex", params={"symbol": "DOGEUSDT"})
+    assert (unknown.status_code, unknown.json()) == (400, {"code": -1121, "msg": "Invalid symbol."})
+    assert (await client.http.post("/fapi/v1/premiumIndex")).status_code == 405
+
+
+async def test_premium_index_weighs_one_per_symbol_and_ten_for_all(nursery: trio.Nursery):
+    c = await start(nursery, SimServerConfig(symbols=("BTCUSDT", "ETHUSDT")))
+
+    async def used_after(request: wire.WireRequest) -> tuple[int, Any]:
+        response = await c.send(request)
+        assert response.status_code == 200, response.text
+        return int(response.headers["X-MBX-USED-WEIGHT-1M"]), wire.loads(response.content)
+
+    start_weight, _ = await used_after(wire.server_time())
+    first, _ = await used_after(wire.mark_price("ETHUSDT"))
+    second, rows = await used_after(wire.mark_price())
+    assert (first - start_weight, second - first) == (1, 10)
+    marks = wire.parse_mark_prices(rows)
+    assert [(m.symbol, m.mark_price) for m in marks] == [
+        (s.symbol, c.handle.engine.mark_price(s.symbol)) for s in c.handle.engine.config.symbols
+    ]
+    assert [m.symbol for m in marks] == ["BTCUSDT", "ETHUSDT"]
+    c.handle.stop()
+
+
 async def test_conditional_orders_go_through_the_algo_endpoints(client: Client):
     await client.ok(wire.new_order(market(Side.BUY, "entry", "0.010"), position_mode=ONE_WAY))
     stop = OrderRequest(

@@ -372,6 +372,31 @@ def test_exchange_info_parses_into_the_engine_filters():
     assert not set(doc_symbol) - set(ours)
 
 
+def test_premium_index_parses_back_and_funds_on_the_next_8h_boundary():
+    eight_hours = 8 * 3600 * 1000
+    assert T0 % eight_hours == 0  # 2026-01-01T00:00Z is a funding instant
+    for now_ms, expected in (
+        (T0, T0 + eight_hours),  # exactly at a funding instant: the next one
+        (T0 + 1, T0 + eight_hours),
+        (T0 - 1, T0),
+        (T0 + eight_hours + 123, T0 + 2 * eight_hours),
+    ):
+        body = FMT.premium_index("BTCUSDT", D("60000.1"), now_ms)
+        assert body["nextFundingTime"] == expected
+        assert body["markPrice"] == "60000.10000000"
+        parsed = wire.parse_mark_price(json.loads(json.dumps(body)))
+        assert parsed == wire.MarkPrice(
+            symbol="BTCUSDT",
+            mark_price=D("60000.1"),
+            index_price=D("60000.1"),
+            estimated_settle_price=D("60000.1"),
+            last_funding_rate=D(0),
+            interest_rate=D("0.0001"),
+            next_funding_time_ms=expected,
+            time_ms=now_ms,
+        )
+
+
 def test_money_has_eight_places_and_no_negative_zero():
     assert money(D("1.5")) == "1.50000000"
     assert money(D("-0.000000001")) == "0.00000000"
