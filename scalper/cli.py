@@ -102,6 +102,57 @@ def config_command(
         console.print("configuration OK", markup=False)
 
 
+@app.command()
+def serve(
+    http_port: int = typer.Option(8765, min=0, max=65535, help="Operator API port on 127.0.0.1."),
+    venue: str = typer.Option("sim", help="sim (loopback simulator), binance-testnet or binance."),
+    rest_url: str | None = typer.Option(None, help="REST base URL of a Binance-compatible venue."),
+    ws_url: str | None = typer.Option(None, help="User-stream base URL of that venue."),
+    config: Path | None = typer.Option(  # noqa: B008
+        None, "--config", help="TOML config file (SCALPER_* variables override it)."
+    ),
+    var_dir: Path = typer.Option(Path("var"), help="Where the journal and token live."),  # noqa: B008
+    strategy: bool | None = typer.Option(
+        None, help="Run the demo strategy (default: only against the simulator)."
+    ),
+    console: bool | None = typer.Option(None, help="Live console (default: if a terminal)."),
+    duration: float | None = typer.Option(None, help="Stop cleanly after this many seconds."),
+    seed: int | None = typer.Option(None, help="Override the config's seed."),
+) -> None:
+    """Run the trading system: by default against the loopback simulator with a demo strategy."""
+    import trio
+
+    from scalper.config import ConfigError
+    from scalper.operator.auth import TokenFileError
+    from scalper.serve import ServeOptions, VenueChoice
+    from scalper.serve import serve as run_serve
+    from scalper.store.errors import LedgerLocked, StoreCorrupt
+    from scalper.venues.binance.credentials import CredentialsError
+
+    try:
+        choice = VenueChoice.CUSTOM if (rest_url or ws_url) else VenueChoice(venue)
+        options = ServeOptions(
+            venue=choice,
+            rest_url=rest_url,
+            ws_url=ws_url,
+            http_port=http_port,
+            var_dir=var_dir,
+            config_path=config,
+            strategy=strategy,
+            console=console,
+            duration_s=duration,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        reason = trio.run(run_serve, options)
+    except (ConfigError, LedgerLocked, StoreCorrupt, CredentialsError, TokenFileError) as exc:
+        typer.echo(f"serve: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    print(f"scalper stopped: {reason}", flush=True)
+
+
 @app.command("sim-exchange")
 def sim_exchange(
     port: int = typer.Option(8900, min=0, max=65535, help="TCP port on 127.0.0.1 (0: any)."),

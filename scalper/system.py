@@ -28,7 +28,7 @@ Under ``trio.testing.MockClock`` with an in-process venue and an in-memory store
 run is deterministic (see :mod:`scalper.determinism`).
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -71,6 +71,7 @@ from scalper.messages import (
     PressureRaised,
     ReplaceOrder,
     Resume,
+    StartupPhase,
     SubmitIntent,
     SupervisorEscalated,
     SystemStarted,
@@ -279,6 +280,7 @@ class System:
                 )
                 with trio.CancelScope() as scope:
                     self._cancel = scope
+                    outer.start_soon(self._narrate_startup)
                     try:
                         await self.supervisor.run(task_status=task_status)
                     except RestartIntensityExceeded as exc:
@@ -293,9 +295,52 @@ class System:
         finally:
             self.stopped.set()
 
+    async def _narrate_startup(self) -> None:
+        """Journal each step of the startup sequence as it completes (StartupPhase).
+
+        The steps themselves are the actors' work (the Router's resolver settles SENDING
+        and UNKNOWN orders, the collector backfills from the stored cursor, the reconciler
+        classifies orphans, posture boots ORANGE); this makes their order and timing
+        readable in the journal after a restart.
+        """
+        state = self.journal.state
+        last = self.journal.store.last_entry()
+        legs = sum(1 for leg in state.legs.values() if leg.quantity != 0)
+        await self.journal.append(
+            StartupPhase(
+                "replay",
+                f"{0 if last is None else last.seq} entries; "
+                f"{len(state.unresolved_orders())} unresolved orders; {legs} open legs; "
+                f"halts: {state.halt_reason or 'none'}",
+            )
+        )
+        runs = state.count("reconcile_runs")
+        steps: list[tuple[str, Callable[[], bool], Callable[[], str]]] = [
+            (
+                "resolve",
+                lambda: not self.journal.state.unresolved_orders(),
+                lambda: "every SENDING/UNKNOWN order resolved by evidence",
+            ),
+            (
+                "reconcile",
+                lambda: self.journal.state.count("reconcile_runs") > runs,
+                lambda: getattr(self.journal.state.last_reconcile, "summary", ""),
+            ),
+            (
+                "trading",
+                lambda: self.router.knobs.allow_entries and not self.journal.state.halted,
+                lambda: f"posture {self.router.knobs.mode}",
+            ),
+        ]
+        for phase, done, detail in steps:
+            while not done():  # noqa: ASYNC110 - the state has no change notification
+                await trio.sleep(0.1)
+            await self.journal.append(StartupPhase(phase, detail()))
+
     def stop(self, reason: str = "stopped") -> None:
-        """Ask the system to stop cleanly (the journal records ``reason``)."""
-        self.stop_reason = reason
+        """Ask the system to stop cleanly (the journal records the first ``reason`` given)."""
+        if not self.stop_reason:
+            self.stop_reason = reason
         if self._cancel is not None:
             self._cancel.cancel()
 
