@@ -22,7 +22,7 @@ from scalper.core.model import AccountSnapshot, VenueOrder, VenueOrderStatus, Ve
 from scalper.core.orders import OrderEvent, OrderEventKind, OrderTracker
 from scalper.core.posture import BeliefDebt, PostureController
 from scalper.core.reconcile import LocalOrder, LocalPosition, LocalView, Reconciler
-from scalper.core.types import OrderType, Side
+from scalper.core.types import OrderType, PositionSide, Side
 
 if TYPE_CHECKING:
     from scalper.messages import OrderSending
@@ -234,6 +234,22 @@ def _bench_store_write(batch: int) -> Callable[[], object]:
     return run
 
 
+def _bench_leg_coverage(live_orders: int) -> Callable[[], object]:
+    """The ProtectionManager's assessment of one leg with ``live_orders`` orders in the ledger."""
+    from scalper.actors.protection import leg_coverage
+    from scalper.state import AccountState
+
+    state = AccountState()
+    for i in range(live_orders):
+        state.apply(_sending_event(i), 1_767_225_600_000 + i)
+    leg = ("BTCUSDT", PositionSide.BOTH)
+
+    def run() -> object:
+        return leg_coverage(state, leg)
+
+    return run
+
+
 BENCHMARKS: dict[str, tuple[Callable[[], Callable[[], object]], int]] = {
     "ids.derive+parse": (_bench_ids, 5000),
     "intents.validate+request": (_bench_intent, 5000),
@@ -246,6 +262,8 @@ BENCHMARKS: dict[str, tuple[Callable[[], Callable[[], object]], int]] = {
     "state.apply(order_sending)": (_bench_state_apply, 2000),
     "store.write(1 record, fsync)": (lambda: _bench_store_write(1), 200),
     "store.write(32 records, 1 fsync)": (lambda: _bench_store_write(32), 50),
+    "protection.leg_coverage(10 live orders)": (lambda: _bench_leg_coverage(10), 1000),
+    "protection.leg_coverage(1000 live orders)": (lambda: _bench_leg_coverage(1000), 50),
 }
 
 
