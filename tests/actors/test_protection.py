@@ -143,8 +143,8 @@ async def test_a_stop_that_vanishes_at_the_venue_is_replaced(autojump_clock) -> 
     assert any(r.status == "uncovered" for r in repairs(system)[1:])
 
 
-async def test_stops_are_placed_while_halted_and_in_red_posture(autojump_clock) -> None:
-    # Protection is an exit: neither a halt nor the posture may block it (I1, I9).
+async def test_stops_are_placed_and_repaired_while_halted(autojump_clock) -> None:
+    # Protection is an exit: a halt may not block it (I1, I9); the halt also blocks entries.
     venue = make_venue()
     async with running(venue) as system:
         await ready_for_entries(system)
