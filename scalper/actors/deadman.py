@@ -31,17 +31,13 @@ import attrs
 import trio
 
 from scalper.actors.journal import Journal
+from scalper.actors.validators import count, positive
 from scalper.clock import Clock
 from scalper.core.errors import Operation
 from scalper.messages import DeadmanChanged, DeadmanFailed, PressureRaised
 from scalper.venues.base import Venue, VenueError, call_within
 
 __all__ = ["DeadmanConfig", "DeadmanSwitch"]
-
-
-def _positive(_inst: object, attribute: "attrs.Attribute[float]", value: float) -> None:
-    if isinstance(value, bool) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{attribute.name} must be a positive finite number, got {value!r}")
 
 
 @attrs.frozen
@@ -59,9 +55,9 @@ class DeadmanConfig:
 
     enabled: bool = True
     countdown_ms: int = attrs.field(default=60_000)
-    heartbeat_s: float = attrs.field(default=15.0, validator=_positive)
-    request_timeout_s: float = attrs.field(default=5.0, validator=_positive)
-    pressure_after_failures: int = 2
+    heartbeat_s: float = attrs.field(default=15.0, validator=positive)
+    request_timeout_s: float = attrs.field(default=5.0, validator=positive)
+    pressure_after_failures: int = attrs.field(default=2, validator=count)
 
     def __attrs_post_init__(self) -> None:
         if type(self.countdown_ms) is not int or self.countdown_ms < 1000:
@@ -70,11 +66,6 @@ class DeadmanConfig:
             raise ValueError(
                 f"heartbeat_s ({self.heartbeat_s}) must be at most a third of countdown_ms "
                 f"({self.countdown_ms}): a heartbeat must fit well inside the countdown"
-            )
-        if type(self.pressure_after_failures) is not int or self.pressure_after_failures < 1:
-            raise ValueError(
-                f"pressure_after_failures must be an integer >= 1, got "
-                f"{self.pressure_after_failures!r}"
             )
 
 

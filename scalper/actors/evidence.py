@@ -27,12 +27,11 @@ backfill (:class:`~scalper.messages.BackfillCompleted`), so a restarted collecto
 where the journal says, and re-reading a trade twice is harmless (dedupe by trade id).
 """
 
-import math
-
 import attrs
 import trio
 
 from scalper.actors.journal import Journal
+from scalper.actors.validators import positive
 from scalper.clock import Clock
 from scalper.core.errors import Operation
 from scalper.core.evidence import EvidenceHealth, EvidenceSnapshot, SourceKind
@@ -61,11 +60,6 @@ from scalper.venues.base import (
 __all__ = ["CollectorConfig", "EvidenceCollector", "QueryOrders", "SnapshotReady"]
 
 
-def _positive(_inst: object, attribute: "attrs.Attribute[float]", value: float) -> None:
-    if isinstance(value, bool) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{attribute.name} must be a positive finite number, got {value!r}")
-
-
 @attrs.frozen
 class CollectorConfig:
     """Collector settings.
@@ -82,13 +76,13 @@ class CollectorConfig:
             as healthy evidence this often (the adapter ends or raises on a dead socket).
     """
 
-    snapshot_interval_s: float = attrs.field(default=5.0, validator=_positive)
-    request_timeout_s: float = attrs.field(default=10.0, validator=_positive)
-    reconnect_delay_s: float = attrs.field(default=0.5, validator=_positive)
-    reconnect_max_s: float = attrs.field(default=30.0, validator=_positive)
+    snapshot_interval_s: float = attrs.field(default=5.0, validator=positive)
+    request_timeout_s: float = attrs.field(default=10.0, validator=positive)
+    reconnect_delay_s: float = attrs.field(default=0.5, validator=positive)
+    reconnect_max_s: float = attrs.field(default=30.0, validator=positive)
     backfill_limit: int = 500
-    backfill_interval_s: float = attrs.field(default=30.0, validator=_positive)
-    stream_heartbeat_s: float = attrs.field(default=10.0, validator=_positive)
+    backfill_interval_s: float = attrs.field(default=30.0, validator=positive)
+    stream_heartbeat_s: float = attrs.field(default=10.0, validator=positive)
 
 
 @attrs.frozen

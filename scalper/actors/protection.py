@@ -45,7 +45,6 @@ One repair runs per leg at a time. A restarted manager rebuilds everything from 
 journal: pending stops are resolved by the Router's resolver, not re-sent.
 """
 
-import math
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
@@ -56,6 +55,7 @@ import trio.lowlevel
 from scalper.actors.evidence import QueryOrders
 from scalper.actors.journal import Journal
 from scalper.actors.router import Router
+from scalper.actors.validators import positive
 from scalper.clock import Clock
 from scalper.core.errors import Operation
 from scalper.core.intents import Intent, IntentKind
@@ -110,11 +110,6 @@ _WOULD_TRIGGER_CODES = frozenset({-2021, -4142})
 Leg = tuple[str, PositionSide]
 
 
-def _positive(_inst: object, attribute: "attrs.Attribute[float]", value: float) -> None:
-    if isinstance(value, bool) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{attribute.name} must be a positive finite number, got {value!r}")
-
-
 @attrs.frozen
 class ProtectionManagerConfig:
     """Timing of the ProtectionManager; the protection rules themselves are core's.
@@ -133,12 +128,12 @@ class ProtectionManagerConfig:
     """
 
     protection: ProtectionConfig = attrs.Factory(ProtectionConfig)
-    tick_s: float = attrs.field(default=1.0, validator=_positive)
-    confirm_timeout_s: float = attrs.field(default=8.0, validator=_positive)
-    pressure_hold_s: float = attrs.field(default=60.0, validator=_positive)
+    tick_s: float = attrs.field(default=1.0, validator=positive)
+    confirm_timeout_s: float = attrs.field(default=8.0, validator=positive)
+    pressure_hold_s: float = attrs.field(default=60.0, validator=positive)
     default_tick_size: Decimal = attrs.field(default=Decimal("0.01"), converter=Decimal)
-    retry_backoff_s: float = attrs.field(default=1.0, validator=_positive)
-    retry_backoff_max_s: float = attrs.field(default=30.0, validator=_positive)
+    retry_backoff_s: float = attrs.field(default=1.0, validator=positive)
+    retry_backoff_max_s: float = attrs.field(default=30.0, validator=positive)
 
 
 def _as_venue_order(order: OrderRecord) -> VenueOrder:

@@ -43,7 +43,6 @@ a restarted Router rebuilds its work from the journal; it does not remember.
 
 import contextlib
 import enum
-import math
 import random
 from collections import deque
 from decimal import Decimal
@@ -52,6 +51,7 @@ import attrs
 import trio
 
 from scalper.actors.journal import Journal
+from scalper.actors.validators import count, positive
 from scalper.clock import Clock
 from scalper.core.errors import ErrorClass, Operation
 from scalper.core.ids import ClientIdSequence, GenerationProof, ProofKind
@@ -86,16 +86,6 @@ from scalper.venues.base import Venue, VenueError, call_within
 __all__ = ["CancelAttempt", "CancelOutcome", "IntentReceipt", "Router", "RouterConfig"]
 
 
-def _positive(_inst: object, attribute: "attrs.Attribute[float]", value: float) -> None:
-    if isinstance(value, bool) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{attribute.name} must be a positive finite number, got {value!r}")
-
-
-def _count(_inst: object, attribute: "attrs.Attribute[int]", value: int) -> None:
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
-
-
 @attrs.frozen
 class RouterConfig:
     """Router settings: timeouts, the ABSENT rule and the last-hop caps (entries only).
@@ -118,18 +108,18 @@ class RouterConfig:
         position_mode: the account's position mode; intents are checked against it.
     """
 
-    recv_window_ms: int = attrs.field(default=5000, validator=_count)
-    request_timeout_s: float = attrs.field(default=10.0, validator=_positive)
-    absent_margin_ms: int = attrs.field(default=1000, validator=_count)
-    absent_confirmations: int = attrs.field(default=2, validator=_count)
-    absent_query_gap_s: float = attrs.field(default=1.0, validator=_positive)
-    resolve_max_s: float = attrs.field(default=60.0, validator=_positive)
-    resolve_interval_s: float = attrs.field(default=5.0, validator=_positive)
-    max_generations: int = attrs.field(default=3, validator=_count)
-    cancel_max_attempts: int = attrs.field(default=5, validator=_count)
-    max_orders_per_window: int = attrs.field(default=20, validator=_count)
-    rate_window_s: float = attrs.field(default=10.0, validator=_positive)
-    max_open_orders_per_symbol: int = attrs.field(default=10, validator=_count)
+    recv_window_ms: int = attrs.field(default=5000, validator=count)
+    request_timeout_s: float = attrs.field(default=10.0, validator=positive)
+    absent_margin_ms: int = attrs.field(default=1000, validator=count)
+    absent_confirmations: int = attrs.field(default=2, validator=count)
+    absent_query_gap_s: float = attrs.field(default=1.0, validator=positive)
+    resolve_max_s: float = attrs.field(default=60.0, validator=positive)
+    resolve_interval_s: float = attrs.field(default=5.0, validator=positive)
+    max_generations: int = attrs.field(default=3, validator=count)
+    cancel_max_attempts: int = attrs.field(default=5, validator=count)
+    max_orders_per_window: int = attrs.field(default=20, validator=count)
+    rate_window_s: float = attrs.field(default=10.0, validator=positive)
+    max_open_orders_per_symbol: int = attrs.field(default=10, validator=count)
     max_notional: Decimal = attrs.field(default=Decimal("100000"), converter=Decimal)
     position_mode: PositionMode = attrs.field(default=PositionMode.ONE_WAY, converter=PositionMode)
     retry: RetryConfig = attrs.field(factory=RetryConfig)
