@@ -220,6 +220,55 @@ def sim_exchange(
     print("sim-exchange stopped", flush=True)
 
 
+@app.command()
+def chaos(
+    name: str | None = typer.Argument(None, help="The scenario to run (see --list)."),
+    seed: int = typer.Option(1, help="The run's seed (prices, fault draws, scheduling)."),
+    out: Path | None = typer.Option(None, help="Write journal, reports and metrics here."),  # noqa: B008
+    list_: bool = typer.Option(False, "--list", help="List the scenarios and exit."),
+    all_: bool = typer.Option(False, "--all", help="Run every scenario."),
+    seeds: int = typer.Option(1, min=1, help="With --all: seeds 1..N per scenario."),
+) -> None:
+    """Run a deterministic fault scenario and report whether every invariant held.
+
+    Exit code 0 only if every invariant held and the posture behaved as expected.
+    """
+    from scalper.chaos.artifacts import render_verdict, write_artifacts
+    from scalper.chaos.campaign import run_campaign
+    from scalper.chaos.runner import run_scenario
+    from scalper.chaos.scenarios import SCENARIOS, scenario
+
+    if list_:
+        table = Table("scenario", "what happens", "proves")
+        for s in SCENARIOS.values():
+            table.add_row(s.name, s.description, ", ".join(s.proves))
+        console.print(table)
+        return
+    if all_:
+        if name is not None:
+            raise typer.BadParameter("give a scenario name or --all, not both")
+        campaign = run_campaign(list(SCENARIOS.values()), range(1, seeds + 1), console=console)
+        console.print(campaign.table())
+        for line in campaign.failures():
+            typer.echo(line, err=True)
+        raise typer.Exit(code=0 if campaign.ok else 1)
+    if name is None:
+        raise typer.BadParameter("name a scenario (python -m scalper chaos --list)")
+    try:
+        chosen = scenario(name)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from None
+    console.print(f"[bold]{chosen.name}[/bold]: {chosen.description} (seed {seed})")
+    result = run_scenario(chosen, seed)
+    for entry in result.timeline:
+        print(entry.render())
+    if out is not None:
+        for path in write_artifacts(result, out):
+            print(f"wrote {path}")
+    print(render_verdict(result))
+    raise typer.Exit(code=0 if result.ok else 1)
+
+
 def main() -> None:
     """Run the CLI (the ``scalper`` console script and ``python -m scalper``)."""
     app()

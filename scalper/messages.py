@@ -222,10 +222,17 @@ class Lane(enum.StrEnum):
 
 
 class Resolution(enum.StrEnum):
-    """How an ambiguous create was resolved."""
+    """How an unresolved order was resolved.
+
+    ``PRESENT``: the order exists (with the venue's view, or -4116 without one). ``ABSENT``:
+    it never reached the book (licenses the next client-id generation, I7). ``CLOSED``: it
+    existed and is gone with nothing more executed (the venue forgot a canceled or expired
+    order); terminal, and never a licence for another generation.
+    """
 
     PRESENT = "present"
     ABSENT = "absent"
+    CLOSED = "closed"
 
 
 # --------------------------------------------------------------------------- commands
@@ -407,10 +414,12 @@ class RetryScheduled:
 
 @attrs.frozen
 class OrderResolved:
-    """An ambiguous order was resolved by evidence: present (with the venue's view) or absent.
+    """An unresolved order was resolved by evidence: present, absent, or closed.
 
     ``evidence`` says how: ``query``, ``stream``, ``duplicate_client_id`` (-4116),
-    ``not_found_after_recv_window`` (two not-found answers past the request's window).
+    ``not_found_after_recv_window`` (two not-found answers past the request's window),
+    ``vanished_after_existing`` (CLOSED: an order proven to exist is no longer known to the
+    venue, not on the book, and a trade backfill after it vanished explains every fill).
     """
 
     intent_id: str

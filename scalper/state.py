@@ -26,6 +26,26 @@ stops the fold: the fill is real, it still moves the position (I10), and the Rec
 handles the disagreement with fresh evidence. Close-position stops have no quantity, so
 they follow the venue's reported status instead of the fill arithmetic.
 
+Old news is not a contradiction. The user stream and the REST answers race: a market order's
+ack often says FILLED before the stream's ``NEW`` update for it arrives. A pushed update (the
+stream, or a create ack) that reports an *earlier lifecycle step* of an order already closed
+(status NEW, or PARTIALLY_FILLED with no more executed than the close accounts for) is ignored
+and counted as ``stale_observations``, as are the observations the tracker itself discards as
+stale. A stream ``NEW`` for an open order is the tracker's ``ACK`` (the create happened), not
+a claim that the order is open now. What still counts as a contradiction: a different
+terminal status, more executed than the close reported, an open status in a query answer
+taken after the close, and any report about an order proven ABSENT.
+
+An order proven to exist that the venue later forgets (Binance stops answering queries for
+a canceled or expired order without fills after about three days) would stay UNKNOWN
+forever. The fold keeps the evidence the Router needs to end it: when a snapshot first
+stopped listing the order since the venue last showed it open (``OrderMissing``), and how many
+trade backfills of its symbol completed since then with no new fill for it. On that evidence
+and its own "not found" answers the Router journals ``OrderResolved(CLOSED,
+"vanished_after_existing")``, which core's tracker turns into CANCELED with the executed
+quantity it already knows: terminal, never ABSENT, so it never licenses another client-id
+generation (I7).
+
 Time inside the fold is the journal's wall-clock stamp, made non-decreasing (a wall clock
 may step back across a restart; the fold must not).
 """
@@ -50,7 +70,13 @@ from scalper.core.orders import (
     event_from_venue_order,
 )
 from scalper.core.orphans import IntentStanding
-from scalper.core.reconcile import LocalOrder, LocalOrderState, LocalPosition, LocalView
+from scalper.core.reconcile import (
+    FillInFlight,
+    LocalOrder,
+    LocalOrderState,
+    LocalPosition,
+    LocalView,
+)
 from scalper.core.types import ZERO, PositionSide, Side
 from scalper.messages import (
     ActorCrashed,
@@ -138,6 +164,46 @@ _GONE_KINDS = frozenset(
 #: States in which the order's existence or openness is not settled: the Router resolves them.
 UNRESOLVED_STATES = frozenset({LedgerState.SENDING, LedgerState.UNKNOWN})
 
+#: Tracker states that only an order which reached the venue can be in.
+_EXISTED_STATES = frozenset(
+    {
+        OrderState.LIVE,
+        OrderState.PARTIALLY_FILLED,
+        OrderState.CANCEL_PENDING,
+        OrderState.STATUS_UNKNOWN,
+        OrderState.FILLED,
+        OrderState.CANCELED,
+        OrderState.EXPIRED,
+    }
+)
+#: The same for orders without a tracker (close-position stops).
+_EXISTED_LEDGER = frozenset(
+    {
+        LedgerState.ACKED,
+        LedgerState.PARTIALLY_FILLED,
+        LedgerState.FILLED,
+        LedgerState.CANCELED,
+        LedgerState.EXPIRED,
+    }
+)
+#: Evidence that the order is open *now* (a current observation, or -4116): a snapshot that
+#: missed it earlier no longer counts towards "it vanished".
+_OPEN_NOW_KINDS = frozenset(
+    {
+        OrderEventKind.QUERY_FOUND_OPEN,
+        OrderEventKind.QUERY_FOUND_PARTIAL,
+        OrderEventKind.SNAPSHOT_OPEN,
+        OrderEventKind.SNAPSHOT_PARTIAL,
+        OrderEventKind.DUPLICATE_ID,
+    }
+)
+#: Tracker states that mean "on the book".
+_OPEN_STATES = frozenset({OrderState.LIVE, OrderState.PARTIALLY_FILLED})
+#: Reasons the tracker gives for discarding old evidence.
+_STALE_REASONS = frozenset({"stale_observation", "behind_local_fills"})
+#: Closed statuses an order can really end in (not ABSENT or REJECTED, which never rested).
+_CLOSED_AFTER_EXISTING = frozenset({LedgerState.FILLED, LedgerState.CANCELED, LedgerState.EXPIRED})
+
 
 class DuplicateFill(Exception):  # noqa: N818 - it is an outcome, not a failure
     """The fill's (symbol, trade id) was journaled before: it must not be applied again."""
@@ -170,6 +236,12 @@ class OrderRecord:
     filled_qty: Decimal = ZERO
     cancel_requested: bool = False
     cancel_failures: int = 0
+    #: -4116 was answered for this id: an order with it exists (a proof without a venue id).
+    duplicate_id_seen: bool = False
+    #: The symbol's backfill count (``AccountState.backfills``) when a snapshot first stopped
+    #: listing the order since the venue last showed it open, moved on by each later fill of
+    #: it; ``None`` while no snapshot has missed it.
+    missing_backfill_mark: int | None = None
 
     @property
     def conditional(self) -> bool:
@@ -197,6 +269,20 @@ class OrderRecord:
     def is_unresolved(self) -> bool:
         """True while its existence or openness is unknown (SENDING, UNKNOWN)."""
         return self.ledger_state in UNRESOLVED_STATES
+
+    @property
+    def existence_proven(self) -> bool:
+        """True once evidence shows the order reached the venue.
+
+        An ack, a venue report with its id, a fill, -4116, or a state only such evidence
+        leads to. "Not found" can then never mean "never placed": the order can be closed
+        (``vanished_after_existing``) but never proven ABSENT (I7).
+        """
+        if self.venue_order_id is not None or self.filled_qty > ZERO or self.duplicate_id_seen:
+            return True
+        if self.tracker is not None:
+            return self.tracker.state in _EXISTED_STATES
+        return self.status in _EXISTED_LEDGER
 
     def ledger_row(self, incarnation: int, created_wall_ms: int) -> LedgerRow:
         """The ledger row the store persists for this order."""
@@ -273,6 +359,8 @@ class AccountState:
     counters: dict[str, int] = attrs.Factory(dict)
     foreign_fills: int = 0
     events_applied: int = 0
+    #: Trade backfills completed per symbol (``BackfillCompleted``), a monotone count.
+    backfills: dict[str, int] = attrs.Factory(dict)
     #: Last fill price per symbol (a price hint when a leg's entry is unknown).
     last_price: dict[str, Decimal] = attrs.Factory(dict)
     _now_ms: int = 0
@@ -334,14 +422,44 @@ class AccountState:
         """A named counter (``fills``, ``retries.RETRYABLE``, ``crashes``, ...)."""
         return self.counters.get(name, 0)
 
+    def backfills_since_missing(self, order: OrderRecord) -> int | None:
+        """Backfills of the order's symbol since a snapshot missed it and its last fill.
+
+        ``None`` while no snapshot has missed the order since the venue last showed it open.
+        A backfill that completes after that moment has read every trade of the order up to
+        when it started; the Router asks for more than one before it believes an order
+        that vanished had no fill the journal lacks.
+        """
+        if order.missing_backfill_mark is None:
+            return None
+        return self.backfills.get(order.request.symbol, 0) - order.missing_backfill_mark
+
     def local_view(self, to_clock: Callable[[int], float] | None = None) -> LocalView:
-        """The Reconciler's input: possibly-live orders, legs and intent standings.
+        """The Reconciler's input: possibly-live orders, legs, fills in flight, intent standings.
+
+        Flat legs are included (the Reconciler judges "flat here, open there" right after an
+        exit against the snapshot's lag, instead of calling the position an orphan). Fills
+        in flight are the executed quantity of any order, live or closed, that a venue
+        report told the ledger of but whose trades are not journaled yet (I4: the ack is
+        evidence; the Reconciler defers the difference it explains for its lag grace).
 
         Args:
             to_clock: converts the journal's epoch-ms stamps to the clock the snapshot's
                 ``taken_at`` is on (``Clock.from_wall_ms``); defaults to epoch seconds.
         """
         conv = to_clock or (lambda ms: ms / 1000.0)
+        in_flight = [
+            FillInFlight(
+                client_order_id=o.client_order_id,
+                symbol=o.request.symbol,
+                side=o.request.side,
+                quantity=o.tracker.missing_fill_qty,
+                since=conv(_in_flight_since_ms(o, o.tracker)),
+                position_side=o.request.position_side,
+            )
+            for _, o in sorted(self.orders.items())
+            if o.tracker is not None and o.tracker.missing_fill_qty > ZERO
+        ]
         orders = []
         for o in self.live_orders():
             if o.tracker is not None and o.tracker.state is OrderState.PENDING:
@@ -372,14 +490,18 @@ class AccountState:
                 updated_at=None if leg.updated_wall_ms is None else conv(leg.updated_wall_ms),
             )
             for _, leg in sorted(self.legs.items())
-            if leg.quantity != ZERO
         ]
         known: dict[str, IntentStanding] = {}
         for intent_id, rec in sorted(self.intents.items()):
             known[intent_id] = (
                 IntentStanding.OPEN if rec.status is IntentStatus.OPEN else IntentStanding.CLOSED
             )
-        return LocalView(orders=tuple(orders), positions=tuple(positions), known_intents=known)
+        return LocalView(
+            orders=tuple(orders),
+            positions=tuple(positions),
+            known_intents=known,
+            fills_in_flight=tuple(in_flight),
+        )
 
     def fingerprint(self) -> str:
         """sha256 of the canonical state: equal for a live state and its replay (I5)."""
@@ -395,6 +517,8 @@ class AccountState:
                     str(o.filled_qty),
                     o.venue_order_id,
                     o.cancel_requested,
+                    o.existence_proven,
+                    o.missing_backfill_mark,
                 ]
                 for k, o in sorted(self.orders.items())
             },
@@ -403,6 +527,7 @@ class AccountState:
             "halts": dict(sorted(self.halts.items())),
             "frozen": dict(sorted(self.frozen_symbols.items())),
             "cursors": dict(sorted(self.cursors.items())),
+            "backfills": dict(sorted(self.backfills.items())),
             "posture": None if self.posture is None else self.posture.mode,
             "contradictions": self.contradictions,
             "counters": dict(sorted(self.counters.items())),
@@ -527,6 +652,7 @@ class AccountState:
                     kind=None,
                     observed_at=event.observed_wall_ms / 1000.0,
                     from_snapshot=event.source == "snapshot",
+                    pushed=event.source == "stream",
                 )
                 touched.append(event.client_order_id)
             case FillApplied():
@@ -562,6 +688,9 @@ class AccountState:
                 else:
                     self.frozen_symbols.pop(event.symbol, None)
             case OrderMissing():
+                missing = self.orders.get(event.client_order_id)
+                if missing is not None and missing.missing_backfill_mark is None:
+                    missing.missing_backfill_mark = self.backfills.get(missing.request.symbol, 0)
                 self._order_event(
                     event.client_order_id,
                     OrderEvent(
@@ -574,6 +703,7 @@ class AccountState:
                 self._on_adopted(event)
                 touched.append(event.client_order_id)
             case BackfillCompleted():
+                self.backfills[event.symbol] = self.backfills.get(event.symbol, 0) + 1
                 if event.cursor is not None:
                     self.cursors[f"trades:{event.symbol}"] = event.cursor
                     extra.append(SetCursor(f"trades:{event.symbol}", event.cursor))
@@ -641,9 +771,17 @@ class AccountState:
             self._untracked_event(order, ev, status)
             return
         try:
-            order.tracker.apply(ev, self._now_ms / 1000.0)
+            transition = order.tracker.apply(ev, self._now_ms / 1000.0)
         except TransitionError as exc:
             self._contradiction(coid, exc)
+            return
+        if not transition.applied:
+            if transition.reason in _STALE_REASONS:
+                self._bump("stale_observations")
+        elif ev.kind in _OPEN_NOW_KINDS or transition.to_state in _OPEN_STATES:
+            # The venue shows it open (again): an earlier snapshot miss is no longer evidence
+            # that it vanished.
+            order.missing_backfill_mark = None
 
     def _contradiction(self, coid: str, what: Exception | str) -> None:
         self.contradictions.append(f"{coid}: {what}")
@@ -658,11 +796,17 @@ class AccountState:
         # shows has an unknown status that the Router resolves by query (not "live forever").
         if order.status.is_terminal:
             return
-        if ev.kind is OrderEventKind.PROVEN_ABSENT and order.venue_order_id is not None:
+        if ev.kind is OrderEventKind.PROVEN_ABSENT and order.existence_proven:
             self._contradiction(
                 order.client_order_id, f"{ev.kind} for an order the venue acknowledged"
             )
             return
+        if ev.kind is OrderEventKind.PROVEN_CLOSED and order.status is not LedgerState.UNKNOWN:
+            # The tracker's rule: only an order whose openness is unknown can be proven closed.
+            self._contradiction(order.client_order_id, f"{ev.kind} in {order.status}")
+            return
+        if ev.kind in _OPEN_NOW_KINDS:
+            order.missing_backfill_mark = None
         if status is not None:
             order.status = status
         elif ev.kind is OrderEventKind.REJECT:
@@ -680,20 +824,41 @@ class AccountState:
         kind: OrderEventKind | None,
         observed_at: float | None = None,
         from_snapshot: bool = False,
+        pushed: bool = False,
     ) -> None:
+        """Apply a venue report about one of our orders.
+
+        ``pushed`` marks a report of one step of the order's life as it happened (a stream
+        update; a create ack is one too), as opposed to a query or snapshot describing the
+        order when it was taken. A pushed step older than the close on record is old news.
+        """
         order = self.orders.get(coid)
         if order is None:
             self._bump("observed_foreign_orders")
             return
         order.venue_order_id = venue.order_id or order.venue_order_id
+        pushed = pushed or kind is OrderEventKind.ACK
         if order.tracker is None:
-            order.status = _LEDGER_OF_STATUS.get(venue.status, order.status)
-            order.updated_wall_ms = self._now_ms
+            self._observe_untracked(order, venue, pushed=pushed)
+            return
+        if (
+            pushed
+            and order.ledger_state in _CLOSED_AFTER_EXISTING
+            and _earlier_step(venue, order.tracker.known_filled_qty)
+        ):
+            # E.g. the stream's NEW for a market order whose ack already said FILLED: the
+            # step happened before the close we hold, so it says nothing new (not a
+            # contradiction, and not a reason to touch the tracker).
+            self._bump("stale_observations")
             return
         when = min(
             observed_at if observed_at is not None else self._now_ms / 1000.0, self._now_ms / 1000.0
         )
-        if kind is OrderEventKind.ACK and venue.status is VenueOrderStatus.NEW:
+        if venue.status is VenueOrderStatus.NEW and (
+            kind is OrderEventKind.ACK or (pushed and venue.filled_qty == ZERO)
+        ):
+            # The create step (REST ack, stream x=NEW): proof the order landed, not a claim
+            # that it is open now, so it cannot reopen an order whose status is unknown.
             ev = OrderEvent(OrderEventKind.ACK)
         else:
             try:
@@ -704,6 +869,25 @@ class AccountState:
                 self._contradiction(coid, exc)
                 return
         self._order_event(coid, ev)
+
+    def _observe_untracked(self, order: OrderRecord, venue: VenueOrder, *, pushed: bool) -> None:
+        # Close-position stops follow the venue's status, under the tracker's rules that need
+        # no quantity: a closed status is final, and an earlier step pushed late is old news.
+        reported = _LEDGER_OF_STATUS[venue.status]
+        order.updated_wall_ms = self._now_ms
+        if order.status.is_terminal:
+            if reported is order.status:
+                return
+            if pushed and order.status in _CLOSED_AFTER_EXISTING and venue.status.is_open:
+                self._bump("stale_observations")
+                return
+            self._contradiction(
+                order.client_order_id, f"venue reports {venue.status} for a {order.status} order"
+            )
+            return
+        order.status = reported
+        if venue.status.is_open:
+            order.missing_backfill_mark = None
 
     def _on_adopted(self, event: OrderAdopted) -> None:
         venue = event.order
@@ -735,6 +919,7 @@ class AccountState:
         self._observe(event.client_order_id, venue, kind=OrderEventKind.ACK)
 
     def _on_resolved(self, event: OrderResolved) -> None:
+        order = self.orders.get(event.client_order_id)
         if event.resolution is Resolution.ABSENT:
             self._order_event(
                 event.client_order_id,
@@ -742,10 +927,28 @@ class AccountState:
                 status=LedgerState.ABSENT,
             )
             return
+        if event.resolution is Resolution.CLOSED:
+            if order is not None and not order.existence_proven:
+                # Closing is for orders known to have existed; one never shown to exist is
+                # the ABSENT rule's case, and must not be closed around it.
+                self._contradiction(
+                    event.client_order_id, f"{event.evidence} for an order never shown to exist"
+                )
+                return
+            self._order_event(
+                event.client_order_id,
+                OrderEvent(OrderEventKind.PROVEN_CLOSED, detail=event.evidence),
+                status=LedgerState.CANCELED,
+            )
+            if order is not None and order.ledger_state is LedgerState.CANCELED:
+                self._bump(f"resolved_closed.{event.evidence}")
+            return
         if event.order is not None:
             self._observe(event.client_order_id, event.order, kind=None)
         else:
             # -4116: an open order with our id exists; its status is not known yet.
+            if order is not None:
+                order.duplicate_id_seen = True
             self._order_event(
                 event.client_order_id,
                 OrderEvent(OrderEventKind.DUPLICATE_ID, detail=event.evidence),
@@ -769,6 +972,9 @@ class AccountState:
             self.foreign_fills += 1
         else:
             order.filled_qty += fill.quantity
+            if order.missing_backfill_mark is not None:
+                # Only backfills after its last fill show that no further fill is missing.
+                order.missing_backfill_mark = self.backfills.get(fill.symbol, 0)
             if order.tracker is not None:
                 full = order.tracker.filled_qty + fill.quantity >= order.tracker.quantity
                 try:
@@ -818,6 +1024,15 @@ def _entry_after(
     return (abs(before) * entry + (abs(after) - abs(before)) * price) / abs(after)
 
 
+def _earlier_step(venue: VenueOrder, closed_count: Decimal) -> bool:
+    """True if an open-status report describes a step before a close that counted ``closed_count``."""
+    if venue.status is VenueOrderStatus.NEW:
+        return venue.filled_qty == ZERO
+    if venue.status is VenueOrderStatus.PARTIALLY_FILLED:
+        return ZERO < venue.filled_qty <= closed_count
+    return False
+
+
 def _role_of(coid: str, prefix: str) -> Role:
     try:
         role = parse_client_order_id(coid, prefix).role
@@ -835,3 +1050,23 @@ def _local_state(order: OrderRecord) -> LocalOrderState:
     if order.cancel_requested:
         return LocalOrderState.CANCELING
     return LocalOrderState.OPEN
+
+
+#: Reports that mean the whole order executed (FILLED), whatever quantity they carry.
+_REPORTS_FULL = frozenset({OrderEventKind.FILL_FULL, OrderEventKind.VENUE_FILLED})
+
+
+def _in_flight_since_ms(order: OrderRecord, tracker: OrderTracker) -> int:
+    """When the ledger first learned of executed quantity its journaled trades lack (epoch ms).
+
+    The first applied report whose executed count exceeds today's journaled trades (the
+    venue's count only grows). The earliest such moment, not the latest: a repeated report
+    must not restart the Reconciler's grace. Without one (not expected while the tracker
+    reports missing fills) the send time, the earliest stamp and so the cautious one.
+    """
+    journaled = tracker.filled_qty
+    for step in tracker.history:
+        cum = step.event.cum_qty
+        if step.effective_kind in _REPORTS_FULL or (cum is not None and cum > journaled):
+            return round(step.at * 1000)
+    return order.sent_wall_ms

@@ -26,6 +26,14 @@ Embedding (notebooks, scripts, tests)::
 
 Under ``trio.testing.MockClock`` with an in-process venue and an in-memory store, a whole
 run is deterministic (see :mod:`scalper.determinism`).
+
+Operator commands (:meth:`System.halt`, :meth:`System.resume`, :meth:`System.unfreeze`,
+:meth:`System.cancel`) act through the same actors as everything else. A halt that becomes
+active (operator or kill switch) cancels resting *entry* orders through the Router when
+``belief.cancel_entries_on_halt`` is set; stops and exits are never cancelled (I1). An
+unfreeze is journaled only when the symbol is frozen and the last reconcile was clean (the
+resume rule, :meth:`~scalper.actors.belief.BeliefController.reconcile_blocking`); if the
+cause comes back, the Reconciler freezes the symbol again.
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -68,20 +76,30 @@ from scalper.messages import (
     CancelIntent,
     Halt,
     HaltChanged,
+    Lane,
     PressureRaised,
     ReplaceOrder,
     Resume,
     StartupPhase,
     SubmitIntent,
     SupervisorEscalated,
+    SymbolFrozen,
     SystemStarted,
     SystemStopped,
 )
+from scalper.state import IntentStatus, OrderRecord
 from scalper.store.store import Store
 from scalper.store.writer import Executor, inline_executor
 from scalper.venues.base import Venue
 
-__all__ = ["System", "SystemConfig", "SystemStatus", "open_system"]
+__all__ = [
+    "CancelResult",
+    "System",
+    "SystemConfig",
+    "SystemStatus",
+    "UnfreezeResult",
+    "open_system",
+]
 
 
 @attrs.frozen
@@ -135,6 +153,55 @@ class SystemStatus:
     restarts: dict[str, int]
     journal_entries: int
     incarnation: int
+
+
+@attrs.frozen
+class UnfreezeResult:
+    """The answer to :meth:`System.unfreeze`.
+
+    Attributes:
+        done: the freeze was lifted (``symbol_frozen frozen=false`` is journaled).
+        reason: ``unfrozen``, or why not: ``not_frozen``, ``reconcile_not_clean``.
+    """
+
+    done: bool
+    reason: str
+
+
+@attrs.frozen
+class CancelResult:
+    """What :meth:`System.cancel` found in the journal and asked the Router to do.
+
+    The Router cancels in its own tasks; the outcome of each cancel follows in the journal
+    (``cancel_resolved`` / ``cancel_failed``) and in the status's ``open_orders``.
+
+    Attributes:
+        intent_id: the intent.
+        known: the journal knows the intent (the request is forwarded either way: an intent
+            submitted just before may not be journaled yet).
+        reason: ``unknown_intent``; ``cancel_requested`` (possibly-live orders are being
+            cancelled); ``create_unresolved`` (only orders whose create is not settled yet:
+            the Router cancels them once it settles while the intent is being placed);
+            ``nothing_open`` (every order is closed: nothing to do).
+        status: the intent's status (``open``, ``done``, ``rejected``; empty if unknown).
+        cancel_requested: orders the Router was asked to cancel.
+        create_unresolved: orders whose create is still SENDING or UNKNOWN.
+        closed: orders already known to be closed (untouched).
+    """
+
+    intent_id: str
+    known: bool
+    reason: str
+    status: str = ""
+    cancel_requested: tuple[str, ...] = ()
+    create_unresolved: tuple[str, ...] = ()
+    closed: tuple[str, ...] = ()
+
+
+def _is_entry_order(order: OrderRecord) -> bool:
+    """Risk-increasing and neither reduce-only nor close-position: a halt may cancel it (I1)."""
+    request = order.request
+    return order.risk_increasing and not request.reduce_only and not request.close_position
 
 
 class System:
@@ -240,6 +307,7 @@ class System:
             kill_switch=KillSwitch(config.kill_switch),
             config=config.belief,
             protection_gap=self.protection.max_gap_seconds,
+            on_halt=self._cancel_resting_entries,
         )
         self.supervisor = Supervisor(
             "actors",
@@ -260,6 +328,8 @@ class System:
         self.stopped = trio.Event()
         self.stop_reason = ""
         self._cancel: trio.CancelScope | None = None
+        # The outer nursery while running: background cancels of orders no intent owns.
+        self._background: trio.Nursery | None = None
 
     # ----------------------------------------------------------------- running
 
@@ -269,6 +339,7 @@ class System:
         try:
             async with trio.open_nursery() as outer:
                 await outer.start(self.journal.run)
+                self._background = outer
                 await self.journal.append(
                     SystemStarted(
                         incarnation=self.journal.store.incarnation,
@@ -293,6 +364,7 @@ class System:
                     await self.journal.append(SystemStopped(self.stop_reason, clean))
                 outer.cancel_scope.cancel()
         finally:
+            self._background = None
             self.stopped.set()
 
     async def _narrate_startup(self) -> None:
@@ -370,9 +442,44 @@ class System:
         """Submit an intent; returns once the Router accepted (work started) or refused it."""
         return await self.router.submit(SubmitIntent(intent, confidence, reference_price, source))
 
-    async def cancel(self, intent_id: str, reason: str = "requested") -> None:
-        """Cancel an intent's live orders (idempotent)."""
+    async def cancel(self, intent_id: str, reason: str = "requested") -> CancelResult:
+        """Cancel an intent's live orders (idempotent: closed orders are left alone).
+
+        The request always goes to the Router (an intent submitted a moment ago may not be
+        journaled yet); the result says what the journal showed when it was made.
+        """
+        result = self._cancel_plan(intent_id)
         await self.router.cancel(CancelIntent(intent_id, reason))
+        return result
+
+    def _cancel_plan(self, intent_id: str) -> CancelResult:
+        state = self.journal.state
+        record = state.intents.get(intent_id)
+        if record is None:
+            return CancelResult(intent_id, known=False, reason="unknown_intent")
+        orders = state.orders_for_intent(intent_id)
+        closed = tuple(o.client_order_id for o in orders if o.is_terminal)
+        unresolved = tuple(
+            o.client_order_id for o in orders if not o.is_terminal and o.is_unresolved
+        )
+        live = tuple(o.client_order_id for o in orders if not o.is_terminal and not o.is_unresolved)
+        if live:
+            reason = "cancel_requested"
+        elif unresolved or (record.status is IntentStatus.OPEN and not orders):
+            # Accepted, its first order not journaled yet, or its create not settled: the
+            # Router cancels once the placement settles.
+            reason = "create_unresolved"
+        else:
+            reason = "nothing_open"
+        return CancelResult(
+            intent_id,
+            known=True,
+            reason=reason,
+            status=record.status.value,
+            cancel_requested=live,
+            create_unresolved=unresolved,
+            closed=closed,
+        )
 
     async def replace(self, command: ReplaceOrder) -> ReplaceResult:
         """Replace an intent's live order (I8: envelope, budgets, cancel-then-create)."""
@@ -385,6 +492,69 @@ class System:
     async def resume(self, reason: str = "operator") -> ResumeResult:
         """Operator resume: refused unless the last reconcile was clean."""
         return await self.belief.resume(Resume(reason))
+
+    async def unfreeze(self, symbol: str, reason: str) -> UnfreezeResult:
+        """Operator: let entries on a frozen symbol again, if that is safe.
+
+        Journals ``SymbolFrozen(symbol, False, reason)`` only when the symbol is frozen and
+        the last reconcile was clean (the resume rule: a pass after the freeze saw no
+        foreign order or unknown exposure anywhere). Entries are allowed again at once (the
+        Router reads frozen symbols from the journal's state). If the cause comes back, the
+        Reconciler freezes the symbol again on a later pass.
+
+        Returns:
+            ``UnfreezeResult(True, "unfrozen")``, or a refusal: ``not_frozen``,
+            ``reconcile_not_clean``.
+        """
+        if symbol not in self.journal.state.frozen_symbols:
+            return UnfreezeResult(False, "not_frozen")
+        blocking = self.belief.reconcile_blocking()
+        if blocking:
+            return UnfreezeResult(False, blocking[0])
+        # No await between the checks and the append: nothing can change the state between.
+        await self.journal.append(SymbolFrozen(symbol, False, reason))
+        return UnfreezeResult(True, "unfrozen")
+
+    async def _cancel_resting_entries(self, source: str) -> None:
+        """A halt became active: cancel resting entry orders, never stops or exits (I1).
+
+        Runs after the ``halt_changed`` is applied to the journal's state, so the Router
+        refuses every entry from here on and the set below cannot grow. Intents go through
+        the Router's cancel command (``cancel_requested`` is journaled with the intent and
+        correlation ids; an entry still being placed is cancelled once its create settles).
+        An entry order no intent record owns (adopted) is cancelled by client order id in
+        the background, so a slow venue does not hold up the caller (the kill switch).
+        """
+        state = self.journal.state
+        reason = f"halt:{source}"
+        intents: set[str] = set()
+        loose: list[str] = []
+        for order in state.live_orders():
+            if not _is_entry_order(order) or order.is_unresolved:
+                continue
+            record = state.intents.get(order.intent_id)
+            owned = record is not None and order.client_order_id in record.client_order_ids
+            siblings = state.orders_for_intent(order.intent_id)
+            if owned and all(_is_entry_order(o) for o in siblings if not o.is_terminal):
+                intents.add(order.intent_id)
+            else:
+                # Cancelling the intent would cancel a non-entry sibling too: one by one.
+                loose.append(order.client_order_id)
+        for intent_id, record in state.intents.items():
+            if record.status is not IntentStatus.OPEN or record.lane is not Lane.ENTRY:
+                continue
+            orders = state.orders_for_intent(intent_id)
+            if not orders or any(o.is_unresolved for o in orders):
+                # Still being placed (first order not journaled yet, or its create not
+                # settled): the Router cancels it once the placement settles.
+                intents.add(intent_id)
+        for intent_id in sorted(intents):
+            await self.router.cancel(CancelIntent(intent_id, reason))
+        for coid in loose:
+            if self._background is not None:
+                self._background.start_soon(self.router.cancel_order, coid, reason)
+            else:
+                await self.router.cancel_order(coid, reason)
 
     def unprotected_seconds(self) -> dict[str, float]:
         """Per symbol, how long filled exposure has been short of stop protection (I9)."""

@@ -357,7 +357,10 @@ def test_exit_fills_bring_the_leg_back_to_flat():
     assert tape.state.position(BTC) == ZERO
     assert tape.state.legs[(BTC, PositionSide.BOTH)].opened_wall_ms is None
     assert status(tape, "i-exit") is IntentStatus.DONE
-    assert tape.state.local_view().positions == ()
+    # The flat leg stays in the Reconciler's view: a snapshot lagging the exit is judged.
+    (flat,) = tape.state.local_view().positions
+    assert (flat.quantity, flat.opened_at) == (ZERO, None)
+    assert flat.updated_at is not None
     tape.assert_replays()
 
 
@@ -1026,6 +1029,289 @@ def test_inconsistent_venue_record_is_a_contradiction_not_a_crash():
     tape.assert_replays()
 
 
+# --------------------------------------------------------------------------- (j) old news
+
+
+def market_buy(intent_id: str = "i-mkt", qty: Decimal = TEN_LOTS) -> Intent:
+    return Intent(
+        intent_id=intent_id,
+        symbol=BTC,
+        side=Side.BUY,
+        quantity=qty,
+        correlation_id=f"c-{intent_id}",
+    )
+
+
+def test_market_fill_acked_before_the_stream_news_is_not_a_contradiction():
+    # Binance answers a market order with FILLED; the stream's NEW (and a PARTIALLY_FILLED
+    # update) for it arrive afterwards, then the trades. Old steps, not contradictions.
+    tape = Tape()
+    it = market_buy()
+    tape.apply(accepted(it))
+    tape.apply(sending(it))
+    ack = OrderAcked(
+        it.intent_id, it.correlation_id, coid(it), venue(it, VenueOrderStatus.FILLED, TEN_LOTS)
+    )
+    assert only_row(tape.apply(ack)).state is LedgerState.FILLED
+    tape.apply(observed(it, VenueOrderStatus.NEW, source="stream", at_ms=tape.wall + 50))
+    tape.apply(
+        observed(it, VenueOrderStatus.PARTIALLY_FILLED, lots(4), source="stream", at_ms=tape.wall)
+    )
+    tape.apply(trade(it, "301", lots(4)))
+    tape.apply(trade(it, "302", lots(6)))
+    tape.apply(observed(it, VenueOrderStatus.FILLED, TEN_LOTS, source="stream", at_ms=tape.wall))
+    with pytest.raises(DuplicateFill):  # the backfill re-reads a trade: applied once (I10)
+        tape.apply(trade(it, "302", lots(6), source="backfill"))
+    assert tape.state.contradictions == []
+    assert tape.state.count("contradictions") == 0
+    assert tape.state.count("stale_observations") == 2
+    assert tape.state.count("fills") == 2
+    assert order(tape, it).filled_qty == TEN_LOTS
+    assert order(tape, it).ledger_state is LedgerState.FILLED
+    assert tape.state.position(BTC) == TEN_LOTS
+    assert status(tape, it.intent_id) is IntentStatus.DONE
+    tape.assert_replays()
+
+
+def test_stream_new_before_the_ack_is_the_create_step():
+    tape = Tape()
+    it = market_buy()
+    tape.apply(accepted(it))
+    tape.apply(sending(it))
+    tape.apply(observed(it, VenueOrderStatus.NEW, source="stream", at_ms=tape.wall))
+    assert order(tape, it).order_state is OrderState.LIVE
+    tape.apply(trade(it, "311", TEN_LOTS))
+    tape.apply(
+        OrderAcked(
+            it.intent_id, it.correlation_id, coid(it), venue(it, VenueOrderStatus.FILLED, TEN_LOTS)
+        )
+    )
+    assert order(tape, it).ledger_state is LedgerState.FILLED
+    assert tape.state.contradictions == []
+    assert tape.state.count("fills") == 1
+    tape.assert_replays()
+
+
+@pytest.mark.parametrize(
+    ("late", "what"),
+    [
+        # A different terminal status after FILLED.
+        (
+            lambda it, at: observed(
+                it, VenueOrderStatus.CANCELED, lots(3), source="stream", at_ms=at
+            ),
+            "CANCELED",
+        ),
+        # A query (not a pushed step) taken after the close says the order is open.
+        (
+            lambda it, at: observed(it, VenueOrderStatus.NEW, source="query", at_ms=at),
+            "QUERY_FOUND_OPEN",
+        ),
+        # A report that cannot be true: status NEW with an executed quantity.
+        (
+            lambda it, at: observed(it, VenueOrderStatus.NEW, lots(2), source="stream", at_ms=at),
+            "cum_qty",
+        ),
+    ],
+)
+def test_real_contradictions_after_a_fill_are_still_recorded(late, what):
+    tape = Tape()
+    it = market_buy()
+    tape.apply(accepted(it))
+    tape.apply(sending(it))
+    tape.apply(
+        OrderAcked(
+            it.intent_id, it.correlation_id, coid(it), venue(it, VenueOrderStatus.FILLED, TEN_LOTS)
+        )
+    )
+    tape.apply(late(it, tape.wall + 10))
+    assert tape.state.count("contradictions") == 1
+    assert what in tape.state.contradictions[0]
+    assert tape.state.count("stale_observations") == 0
+    assert order(tape, it).ledger_state is LedgerState.FILLED  # the verdict stands
+    tape.assert_replays()
+
+
+def test_after_a_cancel_more_executed_than_the_close_counted_is_a_contradiction():
+    tape = Tape()
+    it = limit_buy()
+    placed(tape, it)
+    tape.apply(CancelRequested("i-entry", "c-i-entry", coid(it), "operator"))
+    final = venue(it, VenueOrderStatus.CANCELED, lots(3))
+    tape.apply(CancelResolved("i-entry", "c-i-entry", coid(it), "cancel_ack", final))
+    # An earlier step within the close's count: old news.
+    tape.apply(
+        observed(it, VenueOrderStatus.PARTIALLY_FILLED, lots(2), source="stream", at_ms=tape.wall)
+    )
+    assert tape.state.count("stale_observations") == 1
+    assert tape.state.contradictions == []
+    # Beyond it: the close said 3 lots executed, the stream now says 5.
+    tape.apply(
+        observed(it, VenueOrderStatus.PARTIALLY_FILLED, lots(5), source="stream", at_ms=tape.wall)
+    )
+    assert tape.state.count("contradictions") == 1
+    # A close report with less executed than the journal's trades is one too.
+    tape.apply(trade(it, "321", lots(3), source="backfill"))
+    tape.apply(observed(it, VenueOrderStatus.CANCELED, lots(1), source="stream", at_ms=tape.wall))
+    assert tape.state.count("contradictions") == 2
+    assert order(tape, it).ledger_state is LedgerState.CANCELED
+    tape.assert_replays()
+
+
+def test_a_late_create_step_for_an_absent_order_is_a_contradiction():
+    tape = Tape()
+    it = limit_buy()
+    tape.apply(accepted(it))
+    tape.apply(sending(it))
+    tape.apply(OrderOutcomeUnknown("i-entry", "c-i-entry", coid(it), "AMBIGUOUS", None, "timeout"))
+    tape.apply(
+        OrderResolved(
+            "i-entry", "c-i-entry", coid(it), Resolution.ABSENT, "not_found_after_recv_window"
+        )
+    )
+    tape.apply(observed(it, VenueOrderStatus.NEW, source="stream", at_ms=tape.wall))
+    assert tape.state.count("contradictions") == 1
+    assert tape.state.count("stale_observations") == 0
+    tape.assert_replays()
+
+
+def test_a_late_stream_new_does_not_reopen_an_order_whose_status_is_unknown():
+    # The snapshot no longer lists it; the stream's NEW that arrives now is the create step,
+    # not news that it is open: only a query (or a fill, a close) settles it.
+    tape = Tape()
+    it = limit_buy()
+    placed(tape, it)
+    tape.apply(OrderMissing("i-entry", "c-i-entry", coid(it), tape.wall))
+    tape.apply(observed(it, VenueOrderStatus.NEW, source="stream", at_ms=tape.wall))
+    assert order(tape, it).order_state is OrderState.STATUS_UNKNOWN
+    assert tape.state.backfills_since_missing(order(tape, it)) == 0
+    tape.apply(observed(it, VenueOrderStatus.NEW, source="query", at_ms=tape.wall))
+    assert order(tape, it).order_state is OrderState.LIVE
+    assert tape.state.backfills_since_missing(order(tape, it)) is None
+    assert tape.state.contradictions == []
+    tape.assert_replays()
+
+
+def test_close_position_stop_late_steps_and_contradictions():
+    tape = Tape()
+    stop = close_stop()
+    placed(tape, stop)
+    tape.apply(observed(stop, VenueOrderStatus.FILLED, source="stream", at_ms=tape.wall))
+    tape.apply(observed(stop, VenueOrderStatus.NEW, source="stream", at_ms=tape.wall))
+    assert order(tape, stop).ledger_state is LedgerState.FILLED
+    assert tape.state.count("stale_observations") == 1
+    assert tape.state.contradictions == []
+    # A query that finds a filled stop open, or canceled, contradicts it; it stays FILLED.
+    tape.apply(observed(stop, VenueOrderStatus.NEW, source="query", at_ms=tape.wall))
+    tape.apply(observed(stop, VenueOrderStatus.CANCELED, source="stream", at_ms=tape.wall))
+    assert tape.state.count("contradictions") == 2
+    assert order(tape, stop).ledger_state is LedgerState.FILLED
+    assert tape.state.live_orders() == []
+    tape.assert_replays()
+
+
+# --------------------------------------------------------------------------- (k) vanished orders
+
+
+def closed_proof(it: Intent, gen: int = 0) -> OrderResolved:
+    return OrderResolved(
+        it.intent_id, it.correlation_id, coid(it, gen), Resolution.CLOSED, "vanished_after_existing"
+    )
+
+
+def backfill_done() -> BackfillCompleted:
+    return BackfillCompleted(BTC, "5", 0, 0, "routine", cursor="5")
+
+
+def test_vanish_evidence_is_kept_per_order_and_reset_by_open_news():
+    tape = Tape()
+    it = limit_buy()
+    placed(tape, it)
+    tape.apply(backfill_done())
+    assert tape.state.backfills == {BTC: 1}
+    assert tape.state.backfills_since_missing(order(tape, it)) is None
+    tape.apply(OrderMissing("i-entry", "c-i-entry", coid(it), tape.wall))
+    tape.apply(OrderMissing("i-entry", "c-i-entry", coid(it), tape.wall))  # the first one counts
+    tape.apply(backfill_done())
+    tape.apply(BackfillCompleted(ETH, "9", 0, 0, "routine", cursor="9"))  # another symbol
+    assert tape.state.backfills_since_missing(order(tape, it)) == 1
+    tape.apply(trade(it, "331", lots(2), source="backfill"))  # a fill: count again from here
+    assert tape.state.backfills_since_missing(order(tape, it)) == 0
+    tape.apply(backfill_done())
+    assert tape.state.backfills_since_missing(order(tape, it)) == 1
+    found = venue(it, VenueOrderStatus.PARTIALLY_FILLED, lots(2))
+    tape.apply(OrderResolved("i-entry", "c-i-entry", coid(it), Resolution.PRESENT, "query", found))
+    assert order(tape, it).ledger_state is LedgerState.PARTIALLY_FILLED
+    assert tape.state.backfills_since_missing(order(tape, it)) is None
+    tape.assert_replays()
+
+
+def test_an_order_that_existed_is_closed_with_the_fills_it_had():
+    tape = Tape()
+    it = limit_buy()
+    placed(tape, it)
+    tape.apply(trade(it, "341", lots(3)))
+    tape.apply(OrderMissing("i-entry", "c-i-entry", coid(it), tape.wall))
+    assert order(tape, it).is_unresolved
+    row = only_row(tape.apply(closed_proof(it)))
+    assert row.state is LedgerState.CANCELED
+    assert order(tape, it).order_state is OrderState.CANCELED
+    assert order(tape, it).filled_qty == lots(3)
+    assert tape.state.unresolved_orders() == []
+    assert status(tape, "i-entry") is IntentStatus.DONE  # closed, not absent: no next generation
+    assert tape.state.position(BTC) == lots(3)
+    assert tape.state.count("resolved_closed.vanished_after_existing") == 1
+    # A trade found later beyond what it had executed is a late fill: real, counted, flagged.
+    tape.apply(trade(it, "342", lots(1), source="backfill"))
+    assert tape.state.count("contradictions") == 1
+    assert tape.state.position(BTC) == lots(4)
+    assert order(tape, it).ledger_state is LedgerState.CANCELED
+    tape.assert_replays()
+
+
+def test_closing_is_refused_for_an_order_never_shown_to_exist_or_still_open():
+    tape = Tape()
+    ghost, live = limit_buy("i-ghost"), limit_buy("i-live")
+    tape.apply(accepted(ghost))
+    tape.apply(sending(ghost))
+    tape.apply(OrderOutcomeUnknown("i-ghost", "c-i-ghost", coid(ghost), "AMBIGUOUS", None, "t/o"))
+    assert not order(tape, ghost).existence_proven
+    tape.apply(closed_proof(ghost))
+    assert order(tape, ghost).ledger_state is LedgerState.UNKNOWN  # ABSENT's case, not ours
+    placed(tape, live)
+    assert order(tape, live).existence_proven
+    tape.apply(closed_proof(live))
+    assert order(tape, live).order_state is OrderState.LIVE
+    assert tape.state.count("contradictions") == 2
+    assert tape.state.count("resolved_closed.vanished_after_existing") == 0
+    tape.assert_replays()
+
+
+def test_close_position_stop_answered_4116_exists_and_can_be_closed_not_proven_absent():
+    tape = Tape()
+    stop = close_stop()
+    tape.apply(accepted(stop))
+    tape.apply(sending(stop))
+    tape.apply(
+        OrderResolved("i-stop", "c-i-stop", coid(stop), Resolution.PRESENT, "duplicate_client_id")
+    )
+    assert order(tape, stop).ledger_state is LedgerState.UNKNOWN
+    assert order(tape, stop).venue_order_id is None
+    assert order(tape, stop).existence_proven
+    # I7: existence is proven, so an ABSENT verdict is a contradiction and changes nothing.
+    tape.apply(
+        OrderResolved(
+            "i-stop", "c-i-stop", coid(stop), Resolution.ABSENT, "not_found_after_recv_window"
+        )
+    )
+    assert order(tape, stop).ledger_state is LedgerState.UNKNOWN
+    assert tape.state.count("contradictions") == 1
+    tape.apply(closed_proof(stop))
+    assert order(tape, stop).ledger_state is LedgerState.CANCELED
+    assert status(tape, "i-stop") is IntentStatus.DONE
+    tape.assert_replays()
+
+
 # --------------------------------------------------------------------------- property: I5, I10
 
 # A small universe of intents, so random steps hit the same orders, legs and trade ids.
@@ -1053,6 +1339,7 @@ OPS = (
     "unknown",
     "resolve_present",
     "resolve_absent",
+    "resolve_closed",
     "duplicate_id",
     *("fill",) * 7,  # trades dominate a real journal
     *("observe",) * 3,
@@ -1122,6 +1409,8 @@ def make_event(step: tuple[str, int, int, int, int, int], wall: int) -> Event:
         )
     if op == "resolve_absent":
         return OrderResolved(iid, cid, c, Resolution.ABSENT, "not_found_after_recv_window")
+    if op == "resolve_closed":
+        return OrderResolved(iid, cid, c, Resolution.CLOSED, "vanished_after_existing")
     if op == "duplicate_id":
         return OrderResolved(iid, cid, c, Resolution.PRESENT, "duplicate_client_id")
     if op == "fill":
@@ -1248,3 +1537,49 @@ def test_random_journals_replay_to_the_same_state_and_fills_count_once(
         o.client_order_id for o in state.live_orders()
     }
     assert all(o.is_unresolved and not o.is_terminal for o in state.unresolved_orders())
+
+
+def test_local_view_lists_fills_in_flight_from_the_first_report_until_journaled():
+    # A market buy acked FILLED with the stream down: the ledger knows the execution, its
+    # trades are not journaled. The Reconciler's grace runs from the ack, and a repeated
+    # report (a query answering FILLED again) must not restart it.
+    tape = Tape()
+    it = market_buy()
+    tape.apply(accepted(it))
+    tape.apply(sending(it))
+    assert tape.state.local_view().fills_in_flight == ()  # sent, nothing executed yet
+    full = venue(it, VenueOrderStatus.FILLED, TEN_LOTS)
+    tape.apply(OrderAcked(it.intent_id, it.correlation_id, coid(it), full))
+    ack_ms = tape.wall
+    tape.apply(observed(it, VenueOrderStatus.FILLED, TEN_LOTS, at_ms=tape.wall), dt=5_000)
+    (flight,) = tape.state.local_view().fills_in_flight
+    assert (flight.client_order_id, flight.symbol, flight.side) == (coid(it), BTC, Side.BUY)
+    assert (flight.quantity, flight.since) == (TEN_LOTS, ack_ms / 1000.0)
+    assert tape.state.local_view(lambda ms: ms / 1000.0 - 1_000.0).fills_in_flight[0].since == (
+        ack_ms / 1000.0 - 1_000.0
+    )
+    tape.apply(trade(it, "401", lots(4), source="backfill"))
+    (flight,) = tape.state.local_view().fills_in_flight
+    assert (flight.quantity, flight.since) == (lots(6), ack_ms / 1000.0)
+    tape.apply(trade(it, "402", lots(6), source="backfill"))
+    assert tape.state.local_view().fills_in_flight == ()
+    assert tape.state.position(BTC) == TEN_LOTS
+    tape.assert_replays()
+
+
+def test_fill_in_flight_of_a_resting_order_dates_from_the_report_that_showed_it():
+    tape = Tape()
+    it = limit_buy()
+    placed(tape, it)
+    tape.apply(trade(it, "501", lots(2)))
+    # The stream is down; a query finds the order partially filled beyond the journaled 2.
+    tape.apply(observed(it, VenueOrderStatus.PARTIALLY_FILLED, lots(2), at_ms=tape.wall))
+    assert tape.state.local_view().fills_in_flight == ()  # the count is all journaled
+    tape.apply(observed(it, VenueOrderStatus.PARTIALLY_FILLED, lots(5), at_ms=tape.wall))
+    seen_ms = tape.wall
+    tape.apply(observed(it, VenueOrderStatus.PARTIALLY_FILLED, lots(5), at_ms=tape.wall))
+    (flight,) = tape.state.local_view().fills_in_flight
+    assert (flight.quantity, flight.since) == (lots(3), seen_ms / 1000.0)
+    (local,) = tape.state.local_view().orders
+    assert local.filled_qty == lots(2)  # the order still counts only journaled fills
+    tape.assert_replays()

@@ -17,7 +17,17 @@ The kill switch (:class:`~scalper.core.kill_switch.KillSwitch`) is evaluated on 
 with the mismatch streak, RED posture and equity. A trip, its expiry, an operator halt and
 an operator resume are journaled as :class:`~scalper.messages.HaltChanged`; the journal's
 halts are what the Router checks, so a halt survives a restart of any actor or of the
-process. Resume needs a clean last reconcile and no active automatic trigger.
+process. Resume needs a clean last reconcile and no active automatic trigger
+(:meth:`BeliefController.reconcile_blocking` is that reconcile rule, shared with
+``System.unfreeze``).
+
+When an operator or kill-switch halt becomes active (and again when a restarted controller
+finds one in the journal), the controller hands the halt's source to the ``on_halt`` hook
+if ``cancel_entries_on_halt`` is set: the System cancels resting *entry* orders through the
+Router's cancel path. A halt only stops new entries; without this, a resting limit entry
+could still fill into a halted account. Protective stops and exits are never touched (I1):
+which orders qualify is the hook's business, and it takes risk-increasing, non-reduce-only
+orders only.
 
 Debt inputs, and how they are measured:
 
@@ -35,7 +45,7 @@ Debt inputs, and how they are measured:
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import attrs
@@ -55,8 +65,16 @@ from scalper.core.posture import (
 from scalper.core.reconcile import ACCOUNT, MismatchKind
 from scalper.core.types import ZERO
 from scalper.messages import Halt, HaltChanged, PostureChanged, PressureRaised, Resume
+from scalper.store.records import LedgerState
 
-__all__ = ["BeliefConfig", "BeliefController", "ResumeResult"]
+__all__ = ["BeliefConfig", "BeliefController", "HaltHook", "ResumeResult"]
+
+#: Called with the halt's source (``operator``, ``kill_switch``) once it is journaled.
+HaltHook = Callable[[str], Awaitable[None]]
+
+#: Halt sources whose activation cancels resting entries (the supervisor's halt stops the
+#: whole system; its resting orders are the dead-man switch's business).
+_SWEPT_SOURCES = ("operator", "kill_switch")
 
 _PROTECTION_KINDS = frozenset({MismatchKind.MISSING_PROTECTION, MismatchKind.UNDERSIZED_PROTECTION})
 
@@ -68,16 +86,35 @@ class BeliefConfig:
     Attributes:
         tick_s: how often posture is re-evaluated without new evidence.
         reference_notional: the notional of one standard entry (depth's unit), quote asset.
+        cancel_entries_on_halt: when an operator or kill-switch halt becomes active, cancel
+            resting entry (risk-increasing, non-reduce-only) orders; stops and exits are
+            never cancelled (I1).
+        in_flight_grace_s: an order still SENDING (journaled, no answer yet) counts as an
+            unknown intent only once it is this old. A normal send takes milliseconds; a
+            belief pass that happens to land inside one must not read it as uncertainty
+            (the chaos gate found every exit taken in RED that way). The Router's request
+            timeout turns a send that hangs longer into an explicit UNKNOWN, which counts
+            at once.
     """
 
     tick_s: float = 1.0
     reference_notional: Decimal = Decimal("1000")
+    cancel_entries_on_halt: bool = True
+    in_flight_grace_s: float = 10.0
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.tick_s) and self.tick_s > 0):
             raise ValueError(f"tick_s must be a positive number, got {self.tick_s!r}")
+        if not (math.isfinite(self.in_flight_grace_s) and self.in_flight_grace_s >= 0):
+            raise ValueError(
+                f"in_flight_grace_s must be a number >= 0, got {self.in_flight_grace_s!r}"
+            )
         if not self.reference_notional > 0:
             raise ValueError(f"reference_notional must be positive, got {self.reference_notional}")
+        if not isinstance(self.cancel_entries_on_halt, bool):
+            raise ValueError(
+                f"cancel_entries_on_halt must be true or false, got {self.cancel_entries_on_halt!r}"
+            )
 
 
 @attrs.frozen
@@ -98,7 +135,10 @@ class BeliefController:
         knobs_out: where new knobs go (the Router's knobs inbox, strategies).
         posture: core's posture controller (boots in its configured boot mode).
         kill_switch: core's kill switch.
-        config: tick and depth unit.
+        config: tick, depth unit, and whether a halt cancels resting entries.
+        protection_gap: the ProtectionManager's current gap (seconds), if one runs.
+        on_halt: called with the source when an operator or kill-switch halt becomes active
+            (and on start while one holds), if ``config.cancel_entries_on_halt``.
     """
 
     def __init__(
@@ -112,8 +152,10 @@ class BeliefController:
         kill_switch: KillSwitch,
         config: BeliefConfig | None = None,
         protection_gap: Callable[[], float] | None = None,
+        on_halt: HaltHook | None = None,
     ) -> None:
         self._journal = journal
+        self._on_halt = on_halt
         self._protection_gap = protection_gap
         self._pressures: dict[tuple[str, str, str], tuple[float, float, str]] = {}
         self._clock = clock
@@ -143,6 +185,11 @@ class BeliefController:
         if operator is not None:
             # The halt is durable: a restarted controller re-arms it from the journal.
             self.kill_switch.operator_halt(now, operator)
+        for source in _SWEPT_SOURCES:
+            if source in self._journal.state.halts:
+                # The process (or this actor) may have died between journaling the halt and
+                # cancelling the resting entries: sweep again (cancels are idempotent).
+                await self._halt_activated(source)
         await self._publish(self.posture.knobs)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._tick_loop)
@@ -173,7 +220,12 @@ class BeliefController:
         """The belief debt at ``now`` from the last reconcile and the journal's state."""
         state = self._journal.state
         wall_ms = self._clock.wall_ms()
-        unknown = state.unresolved_orders()
+        grace_ms = self._config.in_flight_grace_s * 1000.0
+        unknown = [
+            o
+            for o in state.unresolved_orders()
+            if o.ledger_state is not LedgerState.SENDING or wall_ms - o.sent_wall_ms >= grace_ms
+        ]
         oldest = max((max(0.0, (wall_ms - o.sent_wall_ms) / 1000.0) for o in unknown), default=0.0)
         depth_unknown = Decimal(0)
         for o in unknown:
@@ -287,6 +339,7 @@ class BeliefController:
         if automatic and not journaled:
             reasons = ",".join(r.value for r in verdict.reasons)
             await self._journal.append(HaltChanged(True, reasons, "kill_switch"))
+            await self._halt_activated("kill_switch")
         elif not automatic and journaled:
             await self._journal.append(HaltChanged(False, "kill_switch_cleared", "kill_switch"))
 
@@ -313,16 +366,36 @@ class BeliefController:
     # ----------------------------------------------------------------- operator
 
     async def halt(self, command: Halt) -> None:
-        """Operator halt: entries stop now; durable across restarts."""
+        """Operator halt: entries stop now (resting entries are cancelled); durable."""
         self.kill_switch.operator_halt(self._clock.now(), command.reason)
         await self._journal.append(HaltChanged(True, command.reason, "operator"))
+        # Halting again re-sweeps: an entry placed before the first halt whose create was
+        # still unresolved then may be cancellable now.
+        await self._halt_activated("operator")
+
+    async def _halt_activated(self, source: str) -> None:
+        # After the HaltChanged is applied to the journal's state, so the Router refuses
+        # every new entry before the sweep reads which entries rest.
+        if self._config.cancel_entries_on_halt and self._on_halt is not None:
+            await self._on_halt(source)
+
+    def reconcile_blocking(self) -> tuple[str, ...]:
+        """``("reconcile_not_clean",)`` unless the last reconcile pass was clean, else ``()``.
+
+        The rule an operator command that lifts a restriction must meet (resume, unfreeze):
+        the journal's last pass found no mismatch at all. None having run counts as unclean.
+        """
+        last = self._journal.state.last_reconcile
+        if last is None or not last.clean:
+            return ("reconcile_not_clean",)
+        return ()
 
     async def resume(self, command: Resume) -> ResumeResult:
         """Operator resume: only after a clean reconcile and with no automatic trigger."""
         state = self._journal.state
-        last = state.last_reconcile
-        if last is None or not last.clean:
-            return ResumeResult(False, ("reconcile_not_clean",))
+        blocking = self.reconcile_blocking()
+        if blocking:
+            return ResumeResult(False, blocking)
         decision = self.kill_switch.operator_resume(self._clock.now())
         if not decision.resumed:
             return ResumeResult(False, tuple(r.value for r in decision.blocking))

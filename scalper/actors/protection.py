@@ -16,7 +16,9 @@ close-position stop at the venue whose size matches the leg. It is a thin driver
 * **When** to act is :class:`~scalper.core.protection.RefreshPolicy`'s call: a fill that
   leaves the stop badly undersized forces a repair at once (so the first partial fill of an
   entry gets a stop within one round trip); a dribble of small fills is batched (anti-churn);
-  a breached gap TTL forces a repair past every budget.
+  a gap that has lasted ``gap_ttl_seconds - force_before_ttl_seconds`` forces a repair past
+  every budget, so the budget can delay a resize but never past the TTL (the tick re-assesses
+  every leg often enough for that), and a breached TTL forces one too.
 * **How** is :func:`~scalper.core.protection.plan_repair`: the new stop is placed and
   confirmed live *before* the superseded one is cancelled, so no unprotected window opens;
   after ``close_position_after_rejects`` rejects the plan asks for a close-position stop;
@@ -116,7 +118,9 @@ class ProtectionManagerConfig:
 
     Attributes:
         protection: core's coverage, anti-churn, repair-ladder and gap-TTL settings.
-        tick_s: how often every leg is re-assessed (gap ages, missed triggers).
+        tick_s: how often every leg is re-assessed (gap ages, missed triggers). Must be
+            below ``protection.force_before_ttl_seconds``: a gap whose TTL falls due is
+            only refreshed when a tick (or an event) re-assesses its leg.
         confirm_timeout_s: how long one placement may take to be confirmed live (acked)
             before the repair stops waiting; the stop stays *pending* until the Router
             resolves it, and no second stop is placed meanwhile.
@@ -134,6 +138,14 @@ class ProtectionManagerConfig:
     default_tick_size: Decimal = attrs.field(default=Decimal("0.01"), converter=Decimal)
     retry_backoff_s: float = attrs.field(default=1.0, validator=positive)
     retry_backoff_max_s: float = attrs.field(default=30.0, validator=positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.tick_s >= self.protection.force_before_ttl_seconds:
+            raise ValueError(
+                f"tick_s ({self.tick_s}) must be below protection.force_before_ttl_seconds "
+                f"({self.protection.force_before_ttl_seconds}): a gap's forced refresh "
+                "would land after its TTL"
+            )
 
 
 def _as_venue_order(order: OrderRecord) -> VenueOrder:
@@ -419,7 +431,12 @@ class ProtectionManager:
             return  # one repair per leg; a pending stop is never raced by a second one
         if now < ls.next_attempt_at:
             return  # backing off after a failed repair; the tick comes back
-        decision = self._policy.decide(coverage, now, ttl_breached=ls.tracker.is_breached(now))
+        decision = self._policy.decide(
+            coverage,
+            now,
+            ttl_breached=ls.tracker.is_breached(now),
+            gap_seconds=ls.tracker.gap_seconds(now),
+        )
         if not decision.refresh:
             return
         stop_price = self._stop_price(state, leg, coverage)

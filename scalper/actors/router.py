@@ -39,6 +39,21 @@ Then for both lanes, per intent, in its own task:
 Unresolved orders left by a crash or a restart (SENDING or UNKNOWN in the journal) are
 picked up by the Router's resolver loop when it starts and every ``resolve_interval_s``:
 a restarted Router rebuilds its work from the journal; it does not remember.
+
+An order *proven to exist* (acked, seen, -4116, a cancel answered "not open") can never be
+proven ABSENT, yet the venue may forget it: Binance answers -2013 for a canceled or expired
+order without fills about three days on. Such an order is resolved as **closed**
+(:attr:`~scalper.messages.Resolution.CLOSED`, evidence ``vanished_after_existing``) only on
+evidence that it is gone and took no fill the journal lacks: ``absent_confirmations``
+"not found" answers, a snapshot that stopped listing it
+(:class:`~scalper.messages.OrderMissing`), at least ``vanish_backfills`` trade backfills of
+its symbol completed since then and since its last fill, and no executed quantity the venue
+reported that the journal's trades do not explain. It ends CANCELED with the executed
+quantity the journal holds; it never licenses another generation (I7).
+
+A query answer that arrives after other evidence (the stream) settled the order is older
+news than that evidence: it is journaled only if it reports a closed status (a fact), never
+as a claim that the order is open.
 """
 
 import contextlib
@@ -86,6 +101,11 @@ from scalper.venues.base import Venue, VenueError, call_within
 __all__ = ["CancelAttempt", "CancelOutcome", "IntentReceipt", "Router", "RouterConfig"]
 
 
+def _settled(order: OrderRecord) -> str:
+    """The resolution outcome of an order that evidence has already settled."""
+    return "absent" if order.ledger_state is LedgerState.ABSENT else "placed"
+
+
 @attrs.frozen
 class RouterConfig:
     """Router settings: timeouts, the ABSENT rule and the last-hop caps (entries only).
@@ -100,6 +120,9 @@ class RouterConfig:
             order UNKNOWN for the next resolver pass (I2).
         resolve_interval_s: how often the resolver looks for unresolved orders.
         max_generations: client-id generations per intent (the first included).
+        vanish_backfills: trade backfills of the symbol that must complete after a snapshot
+            stopped listing an order proven to exist (and after its last fill) before "not
+            found" closes it (``vanished_after_existing``).
         cancel_max_attempts: cancel attempts per cancel request.
         max_orders_per_window: last-hop cap on entry orders sent per ``rate_window_s``.
         rate_window_s: the rate cap's window.
@@ -116,6 +139,7 @@ class RouterConfig:
     resolve_max_s: float = attrs.field(default=60.0, validator=positive)
     resolve_interval_s: float = attrs.field(default=5.0, validator=positive)
     max_generations: int = attrs.field(default=3, validator=count)
+    vanish_backfills: int = attrs.field(default=2, validator=count)
     cancel_max_attempts: int = attrs.field(default=5, validator=count)
     max_orders_per_window: int = attrs.field(default=20, validator=count)
     rate_window_s: float = attrs.field(default=10.0, validator=positive)
@@ -416,7 +440,7 @@ class Router:
         return True
 
     async def _place(self, intent: Intent, coid: str, generation: int) -> str:
-        """Send one generation; return ``placed``, ``rejected``, ``absent`` or ``unknown``."""
+        """Send one generation; return ``placed``, ``rejected``, ``absent``, ``closed`` or ``unknown``."""
         if not self._may_send(intent, generation):
             await self._journal.append(
                 IntentRejected(
@@ -537,7 +561,11 @@ class Router:
     # ----------------------------------------------------------------- resolution
 
     async def _resolve(self, order: OrderRecord) -> str:
-        """Resolve an order whose existence or openness is unknown, by query and evidence."""
+        """Resolve an order whose existence or openness is unknown, by query and evidence.
+
+        Returns ``placed`` (present, or settled by other evidence), ``absent`` (proven never
+        placed), ``closed`` (existed, vanished with nothing more executed) or ``unknown``.
+        """
         cfg = self._config
         coid = order.client_order_id
         started = self._clock.now()
@@ -550,7 +578,7 @@ class Router:
                 return "unknown"
             if not current.is_unresolved:
                 # Stream evidence (or another task) settled it while we waited.
-                return "absent" if current.ledger_state is LedgerState.ABSENT else "placed"
+                return _settled(current)
             attempt += 1
             found: VenueOrder | None = None
             failure = ""
@@ -565,26 +593,33 @@ class Router:
                 )
             except VenueError as exc:
                 failure = exc.verdict.reason
-                if failure == "order_not_found" and self._past_recv_window(current):
-                    now = self._clock.now()
-                    if not not_found or now - not_found[-1] >= cfg.absent_query_gap_s:
-                        not_found.append(now)
-                    # -4116, a cancel answer or an ack proved the order existed: "not
-                    # found" can then never mean it was never placed.
-                    existence_proven = current.venue_order_id is not None or (
-                        current.order_state is OrderState.STATUS_UNKNOWN
-                    )
-                    if len(not_found) >= cfg.absent_confirmations and not existence_proven:
-                        await self._journal.append(
-                            OrderResolved(
-                                current.intent_id,
-                                current.correlation_id,
-                                coid,
-                                Resolution.ABSENT,
-                                "not_found_after_recv_window",
-                            )
+            current = self._journal.state.orders.get(coid)
+            if current is None:
+                return "unknown"
+            if not current.is_unresolved:
+                # Settled while the query was out: its answer is older than that evidence.
+                # A closed status for an order still believed open is a fact worth keeping;
+                # "open" or "not found" is not.
+                if found is not None and not found.status.is_open and not current.is_terminal:
+                    await self._journal.append(
+                        OrderResolved(
+                            current.intent_id,
+                            current.correlation_id,
+                            coid,
+                            Resolution.PRESENT,
+                            "query",
+                            found,
                         )
-                        return "absent"
+                    )
+                return _settled(self._journal.state.orders[coid])
+            if failure == "order_not_found" and self._past_recv_window(current):
+                now = self._clock.now()
+                if not not_found or now - not_found[-1] >= cfg.absent_query_gap_s:
+                    not_found.append(now)
+                if len(not_found) >= cfg.absent_confirmations:
+                    settled = await self._settle_not_found(current)
+                    if settled is not None:
+                        return settled
             if found is not None:
                 await self._journal.append(
                     OrderResolved(
@@ -618,6 +653,49 @@ class Router:
                 )
             )
             await trio.sleep(delay)
+
+    async def _settle_not_found(self, order: OrderRecord) -> str | None:
+        """Enough "not found" answers: decide ABSENT, CLOSED, or not yet (``None``).
+
+        ABSENT only for an order never shown to exist (I7); an order proven to exist is
+        closed only once :meth:`_vanished` holds, and otherwise stays unresolved.
+        """
+        if not order.existence_proven:
+            await self._journal.append(
+                OrderResolved(
+                    order.intent_id,
+                    order.correlation_id,
+                    order.client_order_id,
+                    Resolution.ABSENT,
+                    "not_found_after_recv_window",
+                )
+            )
+            return "absent"
+        if not self._vanished(order):
+            return None
+        await self._journal.append(
+            OrderResolved(
+                order.intent_id,
+                order.correlation_id,
+                order.client_order_id,
+                Resolution.CLOSED,
+                "vanished_after_existing",
+            )
+        )
+        return "closed"
+
+    def _vanished(self, order: OrderRecord) -> bool:
+        """True if the journal shows the order gone with no fill it lacks (see module doc).
+
+        The caller has its "not found" answers; this adds what only the journal knows: a
+        snapshot stopped listing the order, ``vanish_backfills`` backfills of its symbol read
+        the trades since then (and since its last fill), and the venue never reported more
+        executed than the journal's trades explain.
+        """
+        backfills = self._journal.state.backfills_since_missing(order)
+        if backfills is None or backfills < self._config.vanish_backfills:
+            return False
+        return order.tracker is None or order.tracker.missing_fill_qty == 0
 
     def _window_end_ms(self, order: OrderRecord) -> int:
         return order.sent_wall_ms + order.recv_window_ms + self._config.absent_margin_ms

@@ -38,6 +38,14 @@ not an exception"):
   prove absence, so ``PROVEN_ABSENT`` is illegal and no new client-id generation can be unlocked
   for an order that existed (I7). Canceling from ``UNKNOWN`` is illegal for the mirror reason: a
   cancel that races an in-flight create answers -2011 and the order lands afterwards.
+  What ends it when the venue has forgotten the order (Binance stops answering queries for a
+  canceled or expired order without fills after about three days) is ``PROVEN_CLOSED``: the
+  caller's proof that the order is closed and nothing more executed (not found by query, not
+  on the book, its trades backfilled). It lands in ``CANCELED`` with the executed quantity the
+  tracker already knows as the final count, so a trade found later beyond it is still a
+  :class:`LateFillError`. It is legal only from ``STATUS_UNKNOWN``: from ``UNKNOWN`` the order
+  was never shown to exist (that is ``PROVEN_ABSENT``'s case), and from an open state the last
+  evidence says it is working.
 
 ``ABSENT`` is terminal and distinct from ``REJECTED``: the venue never said no, we *proved* the
 order never reached the book (:class:`scalper.core.ids.ProofKind` ``ABSENT``). A fill for an
@@ -49,13 +57,14 @@ Terminal states and contradictions
 **Nothing leaves a terminal state**: every table row of a terminal state points back to that
 state. Terminal rows exist only for evidence that is *consistent* with the verdict (a late REST
 ack, a duplicate cancel ack, -2011 on a filled order, absence from a snapshot, a backfilled
-trade). Venue evidence that *contradicts* a terminal verdict (open in a snapshot taken after the
-order closed, a ``FILLED`` trade for a ``CANCELED`` order) raises :class:`ContradictionError`,
-and a fill that the terminal verdict does not account for raises its subclass
-:class:`LateFillError`. The tracker never rewrites a verdict; the reconciler handles the
-contradiction with fresh evidence. The fill itself is real: the caller still journals it and
-applies it to the position (I10). Local actions on a terminal order (send, cancel) raise a
-plain :class:`TransitionError`: they are bugs in the caller, not news from the venue.
+trade, a proof that the order is closed). Venue evidence that *contradicts* a terminal verdict
+(open in a snapshot taken after the order closed, a ``FILLED`` trade for a ``CANCELED``
+order) raises :class:`ContradictionError`, and a fill that the terminal verdict does not
+account for raises its subclass :class:`LateFillError`. The tracker never rewrites a verdict;
+the reconciler handles the contradiction with fresh evidence. The fill itself is real: the
+caller still journals it and applies it to the position (I10). Local actions on a terminal
+order (send, cancel) raise a plain :class:`TransitionError`: they are bugs in the caller, not
+news from the venue.
 
 A late fill is normal on an exchange: Binance can answer a cancel before the stream delivers the
 trades that happened just before the cancel. Those trades are *covered*: the cancel ack (and the
@@ -202,6 +211,10 @@ class OrderEventKind(enum.StrEnum):
     QUERY_NOT_FOUND = "QUERY_NOT_FOUND"
     #: The caller proved the order never reached the book (e.g. not found twice, recvWindow over).
     PROVEN_ABSENT = "PROVEN_ABSENT"
+    #: The caller proved an order that existed is closed with nothing more executed: the venue
+    #: no longer knows it (query -2013), no snapshot lists it, and a trade backfill after it
+    #: vanished found no unexplained fill (Binance forgets unfilled canceled/expired orders).
+    PROVEN_CLOSED = "PROVEN_CLOSED"
     #: A trade that leaves the order open (stream ``x=TRADE X=PARTIALLY_FILLED``, or backfill).
     FILL_PARTIAL = "FILL_PARTIAL"
     #: A trade that completes the order (stream ``x=TRADE X=FILLED``).
@@ -355,6 +368,9 @@ _ORDER_TABLE: dict[OrderState, dict[OrderEventKind, OrderState]] = {
         _K.CANCEL_NOT_OPEN: _S.STATUS_UNKNOWN,
         _K.CANCEL_REQUEST: _S.CANCEL_PENDING,
         _K.CANCEL_ACK: _S.CANCELED,
+        # Existed, and now proven closed with no further fill (canceled or expired: the venue
+        # no longer says which). The executed quantity known now is final.
+        _K.PROVEN_CLOSED: _S.CANCELED,
     },
     _S.FILLED: _terminal_row(
         _S.FILLED,
@@ -363,6 +379,7 @@ _ORDER_TABLE: dict[OrderState, dict[OrderEventKind, OrderState]] = {
         _K.QUERY_NOT_FOUND,
         _K.SNAPSHOT_MISSING,
         _K.CANCEL_NOT_OPEN,
+        _K.PROVEN_CLOSED,
         _K.VENUE_FILLED,
         # Backfilled trades of a filled order (bounded by quantity).
         _K.FILL_PARTIAL,
@@ -375,6 +392,7 @@ _ORDER_TABLE: dict[OrderState, dict[OrderEventKind, OrderState]] = {
         _K.QUERY_NOT_FOUND,
         _K.SNAPSHOT_MISSING,
         _K.CANCEL_NOT_OPEN,
+        _K.PROVEN_CLOSED,
         _K.CANCEL_ACK,
         _K.VENUE_CANCELED,
         # Only trades covered by the executed quantity at cancel; see LateFillError.
@@ -387,6 +405,7 @@ _ORDER_TABLE: dict[OrderState, dict[OrderEventKind, OrderState]] = {
         _K.QUERY_NOT_FOUND,
         _K.SNAPSHOT_MISSING,
         _K.CANCEL_NOT_OPEN,
+        _K.PROVEN_CLOSED,
         _K.EXPIRE,
         _K.FILL_PARTIAL,
     ),

@@ -345,7 +345,7 @@ class PostureConfig:
     down_hysteresis: float = _float_field(0.75, gt=0.0)
     post_red_warmup_s: float = _float_field(180.0, ge=0.0)
     burst_growth_per_s: float = _float_field(0.015, gt=0.0)
-    burst_min_score: float = _float_field(0.4, ge=0.0, le=1.0)
+    burst_min_score: float = _float_field(0.6, ge=0.0, le=1.0)
     growth_window_s: float = _float_field(30.0, gt=0.0)
     boot_mode: PostureMode = attrs.field(
         default=PostureMode.ORANGE, converter=_to_mode, validator=_mode_validator

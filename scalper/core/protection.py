@@ -32,12 +32,20 @@ It answers four questions, each a pure function or a small per-symbol state mach
 2. **Should the stop be resized now?** :class:`RefreshPolicy` is the anti-churn gate for
    dribble fills. It skips changes smaller than ``min_delta_ratio`` of the position, but a
    small mismatch is tolerated at most ``max_refresh_interval_seconds``; it spends at most
-   ``max_refreshes_per_window`` refreshes per ``refresh_window_seconds`` per symbol. Two
+   ``max_refreshes_per_window`` refreshes per ``refresh_window_seconds`` per symbol. Three
    conditions *force* a refresh past both gates: severe under-coverage (ratio below
-   ``force_coverage_ratio``, which includes "no stop at all") and a breached gap TTL. The
-   seed checked its throttle before it even looked at coverage, so an unprotected position
-   could wait a full throttle period; here coverage is assessed first and the gates only
-   ever delay *non-urgent* resizes.
+   ``force_coverage_ratio``, which includes "no stop at all"), a gap whose TTL is *due*
+   (it has lasted ``gap_ttl_seconds - force_before_ttl_seconds``) and a breached gap TTL.
+   The seed checked its throttle before it even looked at coverage, so an unprotected
+   position could wait a full throttle period; here coverage is assessed first and the
+   gates only ever delay *non-urgent* resizes, and never past the TTL: anti-churn exists to
+   batch small deltas, so it may hold a gap back for most of its TTL (fills arriving in
+   that time share one resize) but must not be the reason the gap outlives it (I9). The
+   alternative, forcing whenever a fresh fill opens a gap, would defeat the budget exactly
+   when it matters (a storm of 5-20% partial fills, one resize each); forcing on the gap's
+   age lets a held gap's fills share one resize per ``gap_ttl_seconds -
+   force_before_ttl_seconds`` however fast they come, and needs no notion of "fresh": the
+   gap tracker already measures how long the exposure has been uncovered.
 
 3. **How is the stop repaired?** :func:`plan_repair` returns an ordered list of actions in
    which every new stop is *placed before* any old stop is cancelled, so coverage never
@@ -190,6 +198,11 @@ class ProtectionConfig:
         gap_ttl_seconds: how long a protection gap may last before the posture escalates
             (seed 90 s; see the module docstring for 10 s).
         gap_breach_severity: the severity in [0, 1] of the escalation a breach emits.
+        force_before_ttl_seconds: a gap that has lasted ``gap_ttl_seconds`` minus this is
+            refreshed past every budget (``force_ttl_due``), so the repair lands *before*
+            the breach. Must be below ``gap_ttl_seconds``. 4 s: the caller re-assesses
+            about once a second and a stop is normally live well within a second, so a
+            refresh forced 6 s into a 10 s gap has three to four seconds to land.
         stop_offset_ratio: default stop distance from the entry price when no ATR-based
             price is supplied (seed ``GUARDIAN_STOP_FALLBACK_PCT`` 0.0035).
         close_position_after_rejects: consecutive placement rejects after which the repair
@@ -209,6 +222,7 @@ class ProtectionConfig:
     )
     gap_ttl_seconds: float = attrs.field(default=10.0, validator=_positive_float)
     gap_breach_severity: float = attrs.field(default=0.9, validator=_unit_float)
+    force_before_ttl_seconds: float = attrs.field(default=4.0, validator=_positive_float)
     stop_offset_ratio: Decimal = attrs.field(
         default=Decimal("0.0035"), validator=_ratio(include_one=False)
     )
@@ -216,6 +230,13 @@ class ProtectionConfig:
     max_place_rejects: int = attrs.field(default=3, validator=_positive_int)
 
     def __attrs_post_init__(self) -> None:
+        if self.force_before_ttl_seconds >= self.gap_ttl_seconds:
+            # At or past the TTL the forced refresh would only ever follow the breach.
+            raise CoreValueError(
+                "force_before_ttl_seconds",
+                f"must be below gap_ttl_seconds ({self.gap_ttl_seconds}), "
+                f"got {self.force_before_ttl_seconds}",
+            )
         if self.close_position_after_rejects > self.max_place_rejects:
             raise CoreValueError(
                 "close_position_after_rejects",
@@ -464,6 +485,9 @@ class RefreshReason(enum.StrEnum):
     SKIP_SMALL_DELTA = "skip_small_delta"
     SKIP_BUDGET = "skip_budget"
     FORCE_SEVERE_UNDER_COVERAGE = "force_severe_under_coverage"
+    #: The gap has lasted ``gap_ttl_seconds - force_before_ttl_seconds``: refresh before it
+    #: breaches, whatever the budget says.
+    FORCE_TTL_DUE = "force_ttl_due"
     FORCE_TTL_BREACH = "force_ttl_breach"
 
 
@@ -496,7 +520,10 @@ class RefreshPolicy:
 
     :meth:`decide` is a commitment: a ``refresh`` decision is counted against the budget at
     once, so the caller must act on it. The caller keeps at most one repair in flight per
-    symbol; the policy does not know about in-flight repairs.
+    symbol; the policy does not know about in-flight repairs. To keep gaps inside their TTL
+    the caller passes the gap's age (:meth:`ProtectionGapTracker.gap_seconds`) and calls
+    again at least every ``force_before_ttl_seconds`` (less the repair's latency) while a
+    gap is open.
     """
 
     config: ProtectionConfig = attrs.field(factory=ProtectionConfig)
@@ -515,7 +542,12 @@ class RefreshPolicy:
         return len(events)
 
     def decide(
-        self, coverage: Coverage, now: float, *, ttl_breached: bool = False
+        self,
+        coverage: Coverage,
+        now: float,
+        *,
+        ttl_breached: bool = False,
+        gap_seconds: float = 0.0,
     ) -> RefreshDecision:
         """Decide whether to resize the stop of ``coverage``'s symbol now.
 
@@ -523,11 +555,21 @@ class RefreshPolicy:
             coverage: the current assessment (from :func:`assess_coverage`).
             now: the injected clock; must not go backwards.
             ttl_breached: True if the symbol's gap tracker reports a breached TTL.
+            gap_seconds: how long the current protection gap has lasted (the tracker's
+                :meth:`~ProtectionGapTracker.gap_seconds`; 0 when there is none). Past
+                ``gap_ttl_seconds - force_before_ttl_seconds`` an under-covered position is
+                refreshed past every gate (``force_ttl_due``); past ``gap_ttl_seconds`` it
+                counts as breached even if ``ttl_breached`` is not set.
 
         Raises:
-            CoreValueError: if ``now`` is not finite or goes backwards.
+            CoreValueError: if ``now`` is not finite or goes backwards, or ``gap_seconds`` is
+                negative or not finite.
         """
         _check_now(now)
+        if not _is_finite_number(gap_seconds) or gap_seconds < 0:
+            raise CoreValueError(
+                "gap_seconds", f"must be a finite number of seconds >= 0, got {gap_seconds!r}"
+            )
         if self._last_now is not None and now < self._last_now:
             raise CoreValueError("now", f"went backwards: {now} < {self._last_now}")
         self._last_now = now
@@ -560,8 +602,14 @@ class RefreshPolicy:
             return result(RefreshReason.SKIP_COVERED, delta)
         if coverage.uncovered_qty > 0 and coverage.ratio < cfg.force_coverage_ratio:
             return result(RefreshReason.FORCE_SEVERE_UNDER_COVERAGE, delta)
-        if coverage.uncovered_qty > 0 and ttl_breached:
+        if coverage.uncovered_qty > 0 and (ttl_breached or gap_seconds > cfg.gap_ttl_seconds):
             return result(RefreshReason.FORCE_TTL_BREACH, delta)
+        if (
+            coverage.uncovered_qty > 0
+            and gap_seconds >= cfg.gap_ttl_seconds - cfg.force_before_ttl_seconds
+        ):
+            # The budget may batch a gap's resize, never let the gap outlive its TTL (I9).
+            return result(RefreshReason.FORCE_TTL_DUE, delta)
         reason = RefreshReason.REFRESH
         if delta < cfg.min_delta_ratio:
             since = self._small_since.setdefault(symbol, now)
@@ -573,7 +621,13 @@ class RefreshPolicy:
         return result(reason, delta)
 
 
-_FORCING = frozenset({RefreshReason.FORCE_SEVERE_UNDER_COVERAGE, RefreshReason.FORCE_TTL_BREACH})
+_FORCING = frozenset(
+    {
+        RefreshReason.FORCE_SEVERE_UNDER_COVERAGE,
+        RefreshReason.FORCE_TTL_DUE,
+        RefreshReason.FORCE_TTL_BREACH,
+    }
+)
 _REFRESHING = _FORCING | {RefreshReason.REFRESH, RefreshReason.REFRESH_INTERVAL_ELAPSED}
 
 

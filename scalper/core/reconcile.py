@@ -15,6 +15,26 @@ Snapshots lag. ``taken_at`` is when the snapshot's requests started, so anything
 stream has just delivered may not show yet. Such items are *deferred* (counted as
 ``unknown``), never reported as mismatches and never repaired.
 
+Our journal lags too. A venue ack or order report can tell the ledger that an order executed
+before its trades are journaled (a market order acked FILLED while the user stream is down:
+the trades come from the stream or from a REST backfill). :attr:`LocalView.fills_in_flight`
+lists that executed-but-unjournaled quantity per order, with the time the ledger first
+learned of it. A position difference that such *fills in flight* explain (the venue size
+equals ours plus the oldest ones in flight, in the order they became known, within the drift
+tolerance) is deferred as ``fill_in_flight`` while the oldest of them is younger than
+``lag_grace_sec``; so is a ``partial_fill_caught`` the ledger's count already covers, and the
+missing or undersized protection of such a leg (the ProtectionManager covers from journaled
+fills). The fills are fetched meanwhile: one ``QUERY_ORDER`` per order in flight per
+``QUERY_ORDER`` cooldown (reason ``fill_in_flight``, severity 0; journaling a fill is never
+wrong, I10), so they are journaled within the grace even with the stream down. A fill in
+flight past the grace explains nothing: the difference is the usual drift, orphan or phantom.
+A difference no fill in flight explains is judged at once, as before.
+
+A leg we hold flat is judged, not dropped: a venue position on a leg whose last journaled
+change (the exit fill) is younger than ``lag_grace_sec`` is the snapshot lagging that exit,
+deferred as ``local_flat_within_grace`` (its protection too); past the grace it is an orphan
+position as usual.
+
 Mismatch kinds (``local_value`` / ``venue_value`` carry the quantities compared):
 
 * ``stale_local_order``: we believe an order may be live; the venue does not list it, past
@@ -58,7 +78,10 @@ Repairs are bounded: at most one :class:`RepairAction` per (kind, symbol) per co
 (``repair_cooldown_sec``, per kind in ``repair_cooldown_by_kind``). An action lists every
 target of its kind on the symbol, so the bound never starves a second order or leg. At most
 ``max_repairs_per_pass`` actions are issued per reconcile, most severe first. Everything held
-back is reported in ``skipped`` so the journal shows it.
+back is reported in ``skipped`` so the journal shows it. Fetches for fills in flight are
+bounded per order instead (each order at most once per ``QUERY_ORDER`` cooldown), so a second
+entry's fill is not starved by the first one's fetch; they ride on the symbol's
+``QUERY_ORDER`` action when one is issued, and never start or extend its cooldown.
 
 :class:`Reconciler` carries the state between calls (miss counters, last repair times, the
 streak). It is pure: time comes in as ``now``, iteration is in sorted order, so the same
@@ -94,6 +117,7 @@ from scalper.core.types import ZERO, PositionSide, Side
 __all__ = [
     "ACCOUNT",
     "Deferred",
+    "FillInFlight",
     "LocalOrder",
     "LocalOrderState",
     "LocalPosition",
@@ -531,6 +555,55 @@ class LocalPosition:
         return max(times) if times else None
 
 
+def _conv_in_flight_quantity(value: Any) -> Decimal:
+    out = _decimal(value, "quantity")
+    if out <= ZERO:
+        raise CoreValueError("quantity", f"must be positive, got {value!r}")
+    return out
+
+
+def _conv_since(value: Any) -> float:
+    return _finite_float(value, "since")
+
+
+@attrs.frozen
+class FillInFlight:
+    """Executed quantity of one of our orders that the ledger knows of but has not journaled.
+
+    An ack or an order report said the order executed more than its journaled trades add up
+    to; the trades follow from the user stream or a REST backfill. Until then the venue's
+    position is ahead of ours by this much, which is lag, not drift (module docstring).
+
+    Attributes:
+        client_order_id: the order.
+        symbol: venue symbol.
+        side: the order's side (BUY adds to the leg, SELL takes from it).
+        quantity: executed but not journaled; positive.
+        since: when the ledger first learned of it, on the clock of the snapshot's
+            ``taken_at`` (the grace runs from here).
+        position_side: BOTH in one-way mode, LONG or SHORT in hedge mode.
+    """
+
+    client_order_id: str = attrs.field(converter=_conv_client_order_id)
+    symbol: str = attrs.field(converter=_conv_symbol)
+    side: Side = attrs.field(converter=_conv_side)
+    quantity: Decimal = attrs.field(converter=_conv_in_flight_quantity)
+    since: float = attrs.field(converter=_conv_since)
+    position_side: PositionSide = attrs.field(
+        default=PositionSide.BOTH, converter=_conv_position_side
+    )
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        """What the fills will add to the leg's signed size once journaled."""
+        return self.quantity if self.side is Side.BUY else -self.quantity
+
+    @property
+    def leg(self) -> tuple[str, PositionSide]:
+        """(symbol, position side)."""
+        return (self.symbol, self.position_side)
+
+
 def _orders(value: Iterable[LocalOrder]) -> tuple[LocalOrder, ...]:
     out = tuple(value)
     seen: set[str] = set()
@@ -557,6 +630,22 @@ def _positions(value: Iterable[LocalPosition]) -> tuple[LocalPosition, ...]:
     return out
 
 
+def _fills_in_flight(value: Iterable[FillInFlight]) -> tuple[FillInFlight, ...]:
+    out = tuple(value)
+    seen: set[str] = set()
+    for f in out:
+        if not isinstance(f, FillInFlight):
+            raise CoreValueError(
+                "fills_in_flight", f"must hold FillInFlight records, got {type(f).__name__}"
+            )
+        if f.client_order_id in seen:
+            raise CoreValueError(
+                "fills_in_flight", f"duplicate client order id {f.client_order_id!r}"
+            )
+        seen.add(f.client_order_id)
+    return out
+
+
 def _known_intents(value: Any) -> dict[str, IntentStanding]:
     if not isinstance(value, Mapping):
         raise CoreValueError("known_intents", "must be a mapping of intent id to standing")
@@ -578,17 +667,21 @@ class LocalView:
 
     Attributes:
         orders: our orders believed possibly live (terminal ones are left out).
-        positions: our position legs.
+        positions: our position legs, flat ones included (a leg that just went flat is
+            judged against a snapshot that may lag its exit).
         known_intents: what the ledger knows about intents (by intent id) beyond
             ``orders``: closed intents, open intents whose order is not live. An intent with
             a live risk-increasing order in ``orders`` is ``HAS_LIVE_ORDER`` whatever this says.
         frozen_venue_order_ids: venue order ids already recorded as frozen orphans.
+        fills_in_flight: executed quantity the ledger knows of (acks, order reports) whose
+            trades are not journaled yet, one record per order (live or terminal).
     """
 
     orders: tuple[LocalOrder, ...] = attrs.field(default=(), converter=_orders)
     positions: tuple[LocalPosition, ...] = attrs.field(default=(), converter=_positions)
     known_intents: dict[str, IntentStanding] = attrs.field(factory=dict, converter=_known_intents)
     frozen_venue_order_ids: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_ids)
+    fills_in_flight: tuple[FillInFlight, ...] = attrs.field(default=(), converter=_fills_in_flight)
 
     @property
     def protective_orders(self) -> tuple[LocalOrder, ...]:
@@ -601,6 +694,13 @@ class LocalView:
         return frozenset(o.symbol for o in self.orders) | frozenset(
             p.symbol for p in self.positions if p.quantity != ZERO
         )
+
+    def in_flight_by_leg(self) -> dict[tuple[str, PositionSide], list[FillInFlight]]:
+        """Fills in flight per leg, oldest first (then by client order id)."""
+        out: dict[tuple[str, PositionSide], list[FillInFlight]] = {}
+        for f in sorted(self.fills_in_flight, key=lambda f: (f.since, f.client_order_id)):
+            out.setdefault(f.leg, []).append(f)
+        return out
 
     def intent_standings(self) -> dict[str, IntentStanding]:
         """What the ledger knows per intent, keyed by intent digest (for orphan decisions)."""
@@ -710,7 +810,9 @@ class Deferred:
 
     Attributes:
         symbol: the symbol.
-        reason: why it was deferred (``absent_within_grace``, ``phantom_pending``, ...).
+        reason: why it was deferred (``absent_within_grace``, ``phantom_pending``,
+            ``fill_in_flight``, ``local_flat_within_grace``, ``protection_fill_in_flight``,
+            ...).
         client_order_id: the order, if it is about one.
         position_side: the leg, if it is about a position.
     """
@@ -805,6 +907,11 @@ class _Plan:
     reasons: dict[tuple[RepairKind, str], set[str]] = attrs.Factory(dict)
     severity: dict[tuple[RepairKind, str], float] = attrs.Factory(dict)
     frozen_legs: set[tuple[str, PositionSide]] = attrs.Factory(set)
+    #: Legs whose position difference was deferred as our own journal's lag, with the
+    #: reason; their protection waits for the same evidence.
+    pending_legs: dict[tuple[str, PositionSide], str] = attrs.Factory(dict)
+    #: Fetches of fills in flight, per symbol (bounded per order in ``_finish``).
+    fetches: dict[str, list[RepairTarget]] = attrs.Factory(dict)
 
     def add(self, mismatch: Mismatch) -> None:
         self.mismatches.append(mismatch)
@@ -819,6 +926,11 @@ class _Plan:
             targets.append(target)
         self.reasons.setdefault(key, set()).update((str(cause.kind), *cause.reasons))
         self.severity[key] = max(self.severity.get(key, 0.0), cause.severity)
+
+    def fetch(self, symbol: str, target: RepairTarget) -> None:
+        targets = self.fetches.setdefault(symbol, [])
+        if all(t.client_order_id != target.client_order_id for t in targets):
+            targets.append(target)
 
     def actions(self) -> list[RepairAction]:
         out = [
@@ -865,6 +977,8 @@ class Reconciler:
         factory=dict, init=False
     )
     _last_repair: dict[tuple[RepairKind, str], float] = attrs.field(factory=dict, init=False)
+    #: When the fills of an order in flight were last fetched, by client order id.
+    _fetched: dict[str, float] = attrs.field(factory=dict, init=False)
     _last_taken_at: float | None = attrs.field(default=None, init=False)
     _last_now: float | None = attrs.field(default=None, init=False)
 
@@ -977,6 +1091,7 @@ class Reconciler:
     ) -> None:
         cfg = self.config
         venue_by_coid = _venue_orders_by_coid(snapshot)
+        in_flight = {f.client_order_id: f for f in view.fills_in_flight}
         missing: set[str] = set()
         for lo in sorted(view.orders, key=lambda o: o.client_order_id):
             if not _covers(snapshot, lo.symbol):
@@ -984,8 +1099,25 @@ class Reconciler:
             vo = venue_by_coid.get(lo.client_order_id)
             if vo is not None:
                 # Local ahead of the venue is normal stream-before-REST lag; venue ahead
-                # means fills we have not journaled (I10).
-                if vo.filled_qty > lo.filled_qty:
+                # means fills we have not journaled (I10), unless the ledger already knows of
+                # them from a report and their trades are still on their way.
+                flight = in_flight.get(lo.client_order_id)
+                if (
+                    vo.filled_qty > lo.filled_qty
+                    and flight is not None
+                    and vo.filled_qty <= lo.filled_qty + flight.quantity
+                    and _within(flight.since, taken_at, cfg.lag_grace_sec)
+                ):
+                    plan.defer(
+                        Deferred(
+                            symbol=lo.symbol,
+                            reason="fill_in_flight",
+                            client_order_id=lo.client_order_id,
+                            position_side=lo.position_side,
+                        )
+                    )
+                    plan.fetch(lo.symbol, _order_target(lo, vo))
+                elif vo.filled_qty > lo.filled_qty:
                     m = Mismatch(
                         kind=MismatchKind.PARTIAL_FILL_CAUGHT,
                         symbol=lo.symbol,
@@ -1093,19 +1225,35 @@ class Reconciler:
         plan: _Plan,
     ) -> None:
         cfg = self.config
-        local = {p.leg: p for p in view.positions if p.quantity != ZERO}
+        # Flat legs stay in: "flat here, open there" right after an exit is lag to judge.
+        local = {p.leg: p for p in view.positions}
+        held = {leg for leg, p in local.items() if p.quantity != ZERO}
         venue = _venue_legs(snapshot)
+        flights = view.in_flight_by_leg()
         entries: dict[tuple[str, PositionSide], list[LocalOrder]] = {}
         for o in view.orders:
             if not o.is_exit:
                 entries.setdefault(o.leg, []).append(o)
-        legs = sorted({leg for leg in local if _covers(snapshot, leg[0])} | set(venue))
+        legs = sorted({leg for leg in held if _covers(snapshot, leg[0])} | set(venue))
         missing: set[tuple[str, PositionSide]] = set()
         for leg in legs:
             symbol, side = leg
             lp = local.get(leg)
             lq = lp.quantity if lp is not None else ZERO
             vq = venue.get(leg, ZERO)
+            if lq == vq or (lq != ZERO and vq != ZERO and self._tolerated(lq, vq)):
+                continue
+            young = [
+                f for f in flights.get(leg, ()) if _within(f.since, taken_at, cfg.lag_grace_sec)
+            ]
+            if self._explained_by(lq, vq, young):
+                # Our journal is behind an execution it already knows of: lag, not drift.
+                plan.defer(Deferred(symbol, "fill_in_flight", position_side=side))
+                plan.pending_legs[leg] = "fill_in_flight"
+                for f in young:
+                    target = RepairTarget(position_side=side, client_order_id=f.client_order_id)
+                    plan.fetch(symbol, target)
+                continue
             recent = lp is not None and _within(lp.last_change, taken_at, cfg.lag_grace_sec)
             if lq != ZERO and vq == ZERO:
                 if recent:
@@ -1113,15 +1261,17 @@ class Reconciler:
                     continue
                 missing.add(leg)
                 self._phantom_miss(leg, taken_at, fresh, plan, lq)
-            elif lq == ZERO and vq != ZERO:
+            elif lq == ZERO:
+                if recent:
+                    # We went flat (an exit fill) after or just before the snapshot was taken.
+                    plan.defer(Deferred(symbol, "local_flat_within_grace", position_side=side))
+                    plan.pending_legs[leg] = "local_flat_within_grace"
+                    continue
                 self._unknown_position(leg, vq, entries.get(leg, []), snapshot, plan)
-            elif lq != vq:
+            else:
                 flip = (lq > ZERO) != (vq > ZERO)
                 diff = abs(vq - lq)
                 larger = max(abs(lq), abs(vq))
-                tolerance = max(cfg.drift_abs_tolerance, cfg.drift_rel_tolerance * larger)
-                if not flip and diff <= tolerance:
-                    continue
                 if recent:
                     plan.defer(Deferred(symbol, "drift_within_grace", position_side=side))
                     continue
@@ -1147,8 +1297,32 @@ class Reconciler:
         self._phantom = {
             leg: state
             for leg, state in self._phantom.items()
-            if leg in missing or (leg in local and not _covers(snapshot, leg[0]))
+            if leg in missing or (leg in held and not _covers(snapshot, leg[0]))
         }
+
+    def _tolerated(self, a: Decimal, b: Decimal) -> bool:
+        """Two non-zero sizes of the same sign within the drift tolerance of each other."""
+        cfg = self.config
+        if (a > ZERO) != (b > ZERO):
+            return False
+        larger = max(abs(a), abs(b))
+        return abs(a - b) <= max(cfg.drift_abs_tolerance, cfg.drift_rel_tolerance * larger)
+
+    def _explained_by(self, local: Decimal, venue: Decimal, young: list[FillInFlight]) -> bool:
+        """True if the venue's size is ours plus the first k fills in flight, for some k >= 1.
+
+        Fills in flight are in the order the ledger learned of them, which is the order they
+        executed in; a snapshot reflects the executions up to when it was read, so it shows
+        a prefix of them (all, or the older ones if it was read before the newest).
+        """
+        expected = local
+        for f in young:
+            expected += f.signed_quantity
+            if expected == venue or (
+                expected != ZERO and venue != ZERO and self._tolerated(expected, venue)
+            ):
+                return True
+        return False
 
     def _phantom_miss(
         self,
@@ -1251,6 +1425,13 @@ class Reconciler:
             coverage = self._coverage(symbol, side, vq, snapshot)
             if coverage.close_position or coverage.ratio >= cfg.protection_min_coverage:
                 continue
+            pending = plan.pending_legs.get(leg)
+            if pending is not None:
+                # The position itself waits for our journal (fills in flight, or an exit just
+                # journaled): the protection manager covers from journaled fills, so its
+                # stop for this size cannot exist yet, or is rightly gone.
+                plan.defer(Deferred(symbol, f"protection_{pending}", position_side=side))
+                continue
             lp = local.get(leg)
             # A new position may have no stop yet, and one that just grew may still have the
             # old stop size: the protection manager gets its grace before we call it a gap.
@@ -1328,6 +1509,7 @@ class Reconciler:
         self._last_repair = {
             key: t for key, t in self._last_repair.items() if now - t < cfg.cooldown(key[0])
         }
+        self._fetch_in_flight(now, plan, issued, skipped)
         mismatches = tuple(sorted(plan.mismatches, key=_mismatch_key))
         deferred = tuple(
             sorted(
@@ -1370,6 +1552,60 @@ class Reconciler:
             clean=clean,
             summary=summary,
         )
+
+    def _fetch_in_flight(
+        self,
+        now: float,
+        plan: _Plan,
+        issued: list[RepairAction],
+        skipped: list[SkippedRepair],
+    ) -> None:
+        """Fetch the fills in flight: each order at most once per ``QUERY_ORDER`` cooldown.
+
+        The targets join the symbol's issued ``QUERY_ORDER`` action if there is one (one
+        query and backfill serve both); otherwise they form their own action, which neither
+        starts nor extends the (kind, symbol) cooldown: the bound is per order, so a second
+        entry's fill is never starved by the first one's fetch.
+        """
+        window = self.config.cooldown(RepairKind.QUERY_ORDER)
+        self._fetched = {c: t for c, t in self._fetched.items() if now - t < window}
+        for symbol in sorted(plan.fetches):
+            targets = [
+                t for t in plan.fetches[symbol] if (t.client_order_id or "") not in self._fetched
+            ]
+            if not targets:
+                continue
+            index = next(
+                (
+                    i
+                    for i, a in enumerate(issued)
+                    if a.kind is RepairKind.QUERY_ORDER and a.symbol == symbol
+                ),
+                None,
+            )
+            if index is not None:
+                action = issued[index]
+                known = {t.client_order_id for t in action.targets}
+                merged = [*action.targets, *(t for t in targets if t.client_order_id not in known)]
+                issued[index] = attrs.evolve(
+                    action,
+                    targets=tuple(sorted(merged, key=_target_key)),
+                    reasons=tuple(sorted({*action.reasons, "fill_in_flight"})),
+                )
+            else:
+                action = RepairAction(
+                    kind=RepairKind.QUERY_ORDER,
+                    symbol=symbol,
+                    targets=tuple(sorted(targets, key=_target_key)),
+                    reasons=("fill_in_flight",),
+                    severity=0.0,
+                )
+                if len(issued) >= self.config.max_repairs_per_pass:
+                    skipped.append(SkippedRepair(action, "repair_budget"))
+                    continue
+                issued.append(action)
+            for t in targets:
+                self._fetched[t.client_order_id or ""] = now
 
 
 _ORPHAN_REPAIR = {

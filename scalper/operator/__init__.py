@@ -6,8 +6,9 @@ Theory of operation
 Everything here is a client of a running :class:`scalper.system.System` (the members it
 uses are :class:`~scalper.operator.target.OperatedSystem`): it reads the journal's state
 between awaits and acts only through the System's commands, so an operator can never do
-what a strategy could not, except halting and resuming (and a resume is refused unless the
-last reconcile was clean). Exits are never blocked by anything here (I1).
+what a strategy could not, except halting, resuming and unfreezing a symbol (a resume or
+an unfreeze is refused unless the last reconcile was clean). Exits are never blocked by
+anything here (I1).
 
 * :mod:`~scalper.operator.views`: :func:`status_document`, the JSON-ready picture
   (posture and why, halts, position envelopes, open and unknown work).

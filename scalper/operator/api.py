@@ -17,8 +17,14 @@ Endpoints:
 ``POST /intents``      ``{"intent": {...}, "confidence"?, "reference_price"?}`` -> receipt:
                        202 accepted; 409 refused by the system's state (halt, posture,
                        duplicate id, caps...); 422 refused for the intent itself
-``POST /halt``         ``{"reason"}`` -> 200; durable halt of entries (exits continue, I1)
+``POST /halt``         ``{"reason"}`` -> 200; durable halt of entries; resting entry orders
+                       are cancelled (``belief.cancel_entries_on_halt``); stops and exits
+                       continue (I1)
 ``POST /resume``       ``{"reason"}`` -> 200, or 409 with the blocking reasons
+``POST /unfreeze``     ``{"symbol", "reason"}`` -> 200 unfrozen, or 409 with why not
+                       (``not_frozen``, ``reconcile_not_clean``)
+``POST /cancel``       ``{"intent_id", "reason"}`` -> 200 with what was asked of the Router
+                       (idempotent); 404 when the journal knows no such intent
 =====================  ====================================================================
 
 Every request passes the same checks, in this order:
@@ -85,12 +91,14 @@ __all__ = [
     "MAX_REASON_CHARS",
     "ApiRequest",
     "ApiResponse",
+    "CancelRequest",
     "FieldError",
     "HaltRequest",
     "IntentSubmission",
     "OperatorApiHandle",
     "OperatorApp",
     "ResumeRequest",
+    "UnfreezeRequest",
     "allowed_hosts_for",
     "check_bind_host",
     "field_errors",
@@ -103,8 +111,12 @@ _log = logging.getLogger(__name__)
 DEFAULT_PORT: Final = 8765
 #: Largest request body accepted (bytes).
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
-#: Largest reason text for halt/resume (characters).
+#: Largest reason text for halt/resume/unfreeze/cancel (characters).
 MAX_REASON_CHARS: Final = 500
+#: Largest symbol and intent id accepted by unfreeze/cancel (characters).
+_MAX_SYMBOL_CHARS: Final = 32
+_MAX_INTENT_ID_CHARS: Final = 128
+_SYMBOL_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 #: How much of a bad body is journaled.
 _RAW_JOURNAL_CHARS: Final = 2048
 _SOURCE: Final = "operator_api"
@@ -142,9 +154,11 @@ def _reason(_inst: object, attribute: "attrs.Attribute[str]", value: str) -> Non
         raise CoreValueError(attribute.name, "must not be empty")
     if len(value) > MAX_REASON_CHARS:
         raise CoreValueError(attribute.name, f"must be at most {MAX_REASON_CHARS} characters")
-    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+    if _has_control(value, tab_ok=True):
         # The reason is journaled and shown on the console: no control characters.
         raise CoreValueError(attribute.name, "must not contain control characters")
+    if not _utf8_ok(value):
+        raise CoreValueError(attribute.name, "must be valid Unicode (no lone surrogates)")
 
 
 @attrs.frozen
@@ -175,6 +189,43 @@ class HaltRequest:
 class ResumeRequest:
     """The body of ``POST /resume``: why entries may start again (journaled)."""
 
+    reason: str = attrs.field(validator=_reason)
+
+
+def _symbol(_inst: object, attribute: "attrs.Attribute[str]", value: str) -> None:
+    # The rule of an intent's symbol: a mistyped one ("btcusdt") is named as the bad field
+    # instead of being answered not_frozen.
+    if not value or len(value) > _MAX_SYMBOL_CHARS or not set(value) <= _SYMBOL_CHARS:
+        raise CoreValueError(
+            attribute.name,
+            f"must be 1..{_MAX_SYMBOL_CHARS} upper-case letters and digits, got {value!r}",
+        )
+
+
+def _intent_id(_inst: object, attribute: "attrs.Attribute[str]", value: str) -> None:
+    if not value:
+        raise CoreValueError(attribute.name, "must not be empty")
+    if len(value) > _MAX_INTENT_ID_CHARS:
+        raise CoreValueError(attribute.name, f"must be at most {_MAX_INTENT_ID_CHARS} characters")
+    if _has_control(value, tab_ok=False):
+        raise CoreValueError(attribute.name, "must not contain control characters")
+    if not _utf8_ok(value):
+        raise CoreValueError(attribute.name, "must be valid Unicode (no lone surrogates)")
+
+
+@attrs.frozen
+class UnfreezeRequest:
+    """The body of ``POST /unfreeze``: which symbol may take entries again, and why."""
+
+    symbol: str = attrs.field(validator=_symbol)
+    reason: str = attrs.field(validator=_reason)
+
+
+@attrs.frozen
+class CancelRequest:
+    """The body of ``POST /cancel``: which intent's live orders to cancel, and why."""
+
+    intent_id: str = attrs.field(validator=_intent_id)
     reason: str = attrs.field(validator=_reason)
 
 
@@ -406,6 +457,8 @@ class OperatorApp:
             "/intents": {"POST": self._intents},
             "/halt": {"POST": self._halt},
             "/resume": {"POST": self._resume},
+            "/unfreeze": {"POST": self._unfreeze},
+            "/cancel": {"POST": self._cancel},
         }
 
     @property
@@ -651,16 +704,64 @@ class OperatorApp:
         }
         return ApiResponse.json(200 if result.resumed else 409, payload)
 
+    async def _unfreeze(self, request: ApiRequest) -> ApiResponse:
+        body = self._decode(request, UnfreezeRequest)
+        result = await self._system.unfreeze(body.symbol, body.reason)
+        state = self._system.journal.state
+        payload = {
+            "unfrozen": result.done,
+            "reason": result.reason,
+            "symbol": body.symbol,
+            "frozen_symbols": dict(sorted(state.frozen_symbols.items())),
+        }
+        return ApiResponse.json(200 if result.done else 409, payload)
+
+    async def _cancel(self, request: ApiRequest) -> ApiResponse:
+        body = self._decode(request, CancelRequest)
+        result = await self._system.cancel(body.intent_id, body.reason)
+        if not result.known:
+            # The request still went to the Router (harmless: it has nothing to cancel).
+            return _error(
+                404,
+                "unknown_intent",
+                f"the journal knows no intent {body.intent_id!r}",
+                intent_id=body.intent_id,
+            )
+        return ApiResponse.json(200, converter.unstructure(result))
+
 
 def _intent_id_hint(body: bytes) -> str:
-    """The intent id a bad ``POST /intents`` body meant, if it can be read (journal link)."""
+    """The intent id a bad ``POST /intents`` or ``/cancel`` body meant, if readable.
+
+    The journal link of the refusal (``intent.intent_id``, else a top-level ``intent_id``).
+    """
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return ""
-    intent = data.get("intent") if isinstance(data, dict) else None
-    value = intent.get("intent_id") if isinstance(intent, dict) else None
-    return value[:128] if isinstance(value, str) else ""
+    if not isinstance(data, dict):
+        return ""
+    intent = data.get("intent")
+    value = intent.get("intent_id") if isinstance(intent, dict) else data.get("intent_id")
+    if not isinstance(value, str):
+        return ""
+    value = value[:_MAX_INTENT_ID_CHARS]
+    if _has_control(value, tab_ok=False) or not _utf8_ok(value):
+        # The journal's id column refuses such text; the raw body still carries it.
+        return ""
+    return value
+
+
+def _has_control(value: str, *, tab_ok: bool) -> bool:
+    return any((ord(c) < 32 and not (tab_ok and c == "\t")) or ord(c) == 127 for c in value)
+
+
+def _utf8_ok(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON)
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- serving

@@ -6,8 +6,8 @@ Theory of operation
 The operator surface (status views, metrics, the HTTP API, the console) is a *client* of
 :class:`scalper.system.System`: it reads the journal's state, the posture and the
 supervisor between awaits, and it acts only through the System's public commands
-(``submit``, ``halt``, ``resume``), which go through the Router and the BeliefController
-like everything else. It never reaches into an actor's private state and never writes the
+(``submit``, ``cancel``, ``halt``, ``resume``, ``unfreeze``), which go through the Router,
+the BeliefController and the journal like everything else. It never reaches into an actor's private state and never writes the
 journal except to record bad operator input (:class:`~scalper.messages.InvalidInput`).
 
 :class:`OperatedSystem` lists exactly those members. ``System`` satisfies it structurally,
@@ -27,7 +27,7 @@ from scalper.actors.supervisor import Supervisor
 from scalper.clock import Clock
 from scalper.core.intents import Intent
 from scalper.core.posture import GuardKnobs
-from scalper.system import SystemStatus
+from scalper.system import CancelResult, SystemStatus, UnfreezeResult
 
 __all__ = ["OperatedSystem"]
 
@@ -95,4 +95,12 @@ class OperatedSystem(Protocol):
 
     async def resume(self, reason: str = "operator") -> ResumeResult:
         """Operator resume; refused with the blocking reasons unless safe."""
+        ...
+
+    async def unfreeze(self, symbol: str, reason: str) -> UnfreezeResult:
+        """Lift a symbol freeze; refused unless frozen and the last reconcile was clean."""
+        ...
+
+    async def cancel(self, intent_id: str, reason: str = "requested") -> CancelResult:
+        """Cancel an intent's live orders through the Router (idempotent)."""
         ...

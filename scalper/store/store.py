@@ -768,6 +768,49 @@ class Store:
             head=(0, GENESIS_HASH),
         )
 
+    def restarted_copy(self) -> "Store":
+        """What a restarted process would open after this one was killed: a new store.
+
+        The copy holds exactly what this store *committed* (a write in flight when the
+        process died is not there), goes through the same integrity and hash-chain check
+        as a file opened for trading, and gets the next incarnation. It is always
+        in-memory: the chaos runner kills and restarts systems many times per second of
+        real time, and a file store would add fsyncs without testing anything a
+        file-backed crash test (``tests/test_system.py``) does not already test.
+
+        Raises:
+            StoreError: this store is closed or was opened READ_ONLY.
+            StoreCorrupt: the committed contents fail the integrity or chain check.
+        """
+        if self._closed:
+            raise StoreError(f"cannot copy store {self._path}: it is closed")
+        if self._mode is not OpenMode.TRADING:
+            raise StoreError(f"cannot copy store {self._path}: it was not opened for trading")
+        if self._conn.in_transaction:
+            # SQLite's backup would wait for the transaction forever.
+            raise StoreError(f"cannot copy store {self._path}: a write is in progress")
+        conn = _connect(MEMORY, uri=False, check_same_thread=True)
+        try:
+            with self._mutex:
+                self._conn.backup(conn)
+            _configure(conn, self._config, mode=OpenMode.TRADING, wal=False)
+            checked = _check(conn, self._config.max_problems)
+            if checked.problems:
+                raise StoreCorrupt(MEMORY, checked.problems, seq=checked.first_seq)
+            incarnation = self._bump_incarnation(conn, MEMORY)
+        except BaseException:
+            conn.close()
+            raise
+        return type(self)(
+            conn,
+            path=MEMORY,
+            mode=OpenMode.TRADING,
+            lock_fd=None,
+            config=self._config,
+            incarnation=incarnation,
+            head=checked.head,
+        )
+
     @classmethod
     def _open_trading(cls, path: str, check_same_thread: bool, config: StoreConfig) -> "Store":
         try:

@@ -11,9 +11,10 @@ import trio
 from scalper.actors.protection import leg_coverage
 from scalper.core.errors import Operation, classify_error
 from scalper.core.model import OrderRequest, VenueOrder
+from scalper.core.posture import PostureMode
 from scalper.core.protection import CoverageStatus
 from scalper.core.types import OrderType, PositionSide, Side
-from scalper.messages import PressureRaised, ProtectionRepair, decode_event
+from scalper.messages import PostureChanged, PressureRaised, ProtectionRepair, decode_event
 from scalper.store.store import Store
 from scalper.system import System
 from scalper.venues.base import VenueError
@@ -266,3 +267,62 @@ async def test_a_restarted_process_protects_a_position_it_finds_naked(autojump_c
         live_stops = stops_at_venue(venue)
     assert len(live_stops) == 1
     assert len(stop_accepts(venue)) == 2
+
+
+def _journaled(system: System, type_: str) -> list[object]:
+    return [
+        decode_event(e.type, e.payload) for e in system.journal.store.entries() if e.type == type_
+    ]
+
+
+async def test_a_run_of_entries_is_covered_before_the_ttl_despite_the_refresh_budget(
+    autojump_clock,
+) -> None:
+    # The chaos gate's dribble-fills run, no faults: five 0.002 market entries 12 s apart.
+    # The first four fills force resizes (coverage below 0.8); the fifth leaves the stop at
+    # 0.008/0.010 = 0.8, not severe, while four resizes already sit in the 60 s budget of
+    # three. The budget may delay that resize, but never past the gap TTL: no breach, no
+    # gap pressure on the posture.
+    venue = make_venue()
+    gaps: list[float] = []
+
+    async def sample_gaps(system: System) -> None:
+        while True:
+            gaps.append(system.unprotected_seconds().get(BTC, 0.0))
+            await trio.sleep(0.25)
+
+    async with running(venue) as system, trio.open_nursery() as nursery:
+        await ready_for_entries(system)
+        # GREEN's entry cooldown (8 s) admits entries 12 s apart, as the chaos run sends them.
+        await until(lambda: system.knobs.mode is PostureMode.GREEN)
+        nursery.start_soon(sample_gaps, system)
+        for i in range(5):
+            receipt = await system.submit(entry(f"run{i}"), reference_price=REF)
+            assert receipt.accepted, receipt
+            await until(lambda n=i: venue_position(venue) == D("0.002") * (n + 1), step=0.05)
+            if i < 4:
+                await trio.sleep(12)
+        await until(lambda: covered(system), limit_s=60, step=0.05)
+        await trio.sleep(60)  # long past any TTL: a late breach would be journaled by now
+        final = stops_at_venue(venue)
+        halted = system.journal.state.halted
+        nursery.cancel_scope.cancel()
+    ttl = system.config.protection.protection.gap_ttl_seconds
+    lead = system.config.protection.protection.force_before_ttl_seconds
+    pressures = [p for p in _journaled(system, "pressure_raised") if isinstance(p, PressureRaised)]
+    assert [p.cause for p in pressures] == []
+    # The budget did hold the fifth resize back (the gap grew to its due time), and the
+    # TTL-due force closed it before the TTL, not after it.
+    assert ttl - lead <= max(gaps) < ttl
+    reasons = [r.trigger.rsplit(":", 1)[-1] for r in repairs(system)]
+    assert reasons.count("force_ttl_due") == 1
+    assert "force_ttl_breach" not in reasons
+    assert [s.quantity for s in final] == [D("0.010")]
+    # No posture change was driven by the gap (a breach shows up as its cause tag and as
+    # extra pressure), and the posture never reached RED: the kill switch never halted.
+    postures = [p for p in _journaled(system, "posture_changed") if isinstance(p, PostureChanged)]
+    for p in postures:
+        assert "extra_pressure" not in p.causes, p
+        assert "protection_gap_ttl_breach" not in p.causes, p
+    assert all(p.mode != PostureMode.RED for p in postures), postures
+    assert not halted

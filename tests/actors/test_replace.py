@@ -18,6 +18,7 @@ import pytest
 import trio
 import trio.testing
 
+from scalper.actors.belief import BeliefConfig
 from scalper.actors.replace import (
     ReplaceManager,
     ReplaceManagerConfig,
@@ -74,12 +75,16 @@ async def harness(
     *faults: FaultSpec,
     config: ReplaceManagerConfig | None = None,
     engine: SimEngine | None = None,
+    system_config: SystemConfig | None = None,
 ) -> AsyncIterator[Harness]:
     engine = engine or make_engine(seed=3)
     injector = FaultInjector(faults, random.Random(3)) if faults else None
     venue = InProcessVenue(engine, injector, clock=trio.current_time)
     async with open_system(
-        SystemConfig(symbols=(BTC,), seed=1), venue, Store.open(":memory:"), clock=simulated_clock()
+        system_config or SystemConfig(symbols=(BTC,), seed=1),
+        venue,
+        Store.open(":memory:"),
+        clock=simulated_clock(),
     ) as system:
         pressures: list[PressureRaised] = []
 
@@ -559,7 +564,10 @@ async def test_second_replace_of_the_same_intent_is_refused_while_one_runs(
 
 
 async def test_entry_replace_the_posture_would_refuse_keeps_the_old_order(autojump_clock) -> None:
-    async with harness() as h:
+    # A halt cancels resting entries by default; keep the old order resting so the replace
+    # itself is what the halt refuses.
+    keep = SystemConfig(symbols=(BTC,), seed=1, belief=BeliefConfig(cancel_entries_on_halt=False))
+    async with harness(system_config=keep) as h:
         old = await place(h, limit("e9", "59000"))
         # Too soon: the replacement entry would hit the entry cooldown after the cancel.
         result = await h.manager.replace(ReplaceOrder("e9", limit("e9b", "59100")))

@@ -510,6 +510,57 @@ def test_absence_is_unreachable_once_existence_is_proven() -> None:
         assert S.ABSENT not in _bfs(ORDER_TRANSITIONS, s), s
 
 
+def test_a_forgotten_order_is_proven_closed_with_the_count_it_had() -> None:
+    # Resting, partly filled, then gone from the book; the venue has since forgotten it.
+    tr = live_tracker()
+    tr.apply(fill("201", 3), 2.0)
+    tr.apply(obs(K.QUERY_FOUND_PARTIAL, 2.5, cum=4), 3.0)  # one trade not journaled yet
+    assert tr.apply(obs(K.SNAPSHOT_MISSING, 3.5), 4.0).to_state is S.STATUS_UNKNOWN
+    t = tr.apply(ev(K.PROVEN_CLOSED), 5.0)
+    assert (t.from_state, t.to_state, t.reason) == (S.STATUS_UNKNOWN, S.CANCELED, "applied")
+    assert (tr.filled_qty, tr.reported_filled_qty) == (lots(3), lots(4))
+    assert tr.open_qty_worst_case == 0
+    # The trade the venue had counted arrives: covered by the count, not a contradiction.
+    assert tr.apply(fill("202", 1), 6.0).reason == "backfill"
+    # One beyond it is a late fill: the closing proof was wrong, and that must show.
+    with pytest.raises(LateFillError):
+        tr.apply(fill("203", 1), 7.0)
+    assert tr.state is S.CANCELED
+    # A repeated proof is consistent with the verdict.
+    assert tr.apply(ev(K.PROVEN_CLOSED), 8.0).to_state is S.CANCELED
+
+
+def test_proven_closed_needs_proven_existence_and_unknown_openness() -> None:
+    allowed = {S.STATUS_UNKNOWN, S.FILLED, S.CANCELED, S.EXPIRED}
+    assert {s for s in OrderState if K.PROVEN_CLOSED in ORDER_TRANSITIONS[s]} == allowed
+    for state in OrderState:
+        tr = OrderTracker(quantity=QTY)
+        now = 0.0
+        for kind in _shortest_path(S.PENDING, state):
+            now += 1.0
+            tr.apply(fill("p", 10, full=True) if kind is K.FILL_FULL else ev_for(kind, now), now)
+        assert tr.state is state
+        before = fingerprint(tr)
+        if state in allowed:
+            target = S.CANCELED if state is S.STATUS_UNKNOWN else state
+            assert tr.apply(ev(K.PROVEN_CLOSED), 100.0).to_state is target
+            continue
+        # Never shown to exist (PENDING, SENT, UNKNOWN: that is PROVEN_ABSENT's case) or
+        # last seen working: refused. On ABSENT and REJECTED it contradicts the verdict.
+        expected = ContradictionError if state.is_terminal else TransitionError
+        with pytest.raises(expected) as info:
+            tr.apply(ev(K.PROVEN_CLOSED), 100.0)
+        assert type(info.value) is expected
+        assert fingerprint(tr) == before
+
+
+def ev_for(kind: OrderEventKind, now: float) -> OrderEvent:
+    """A payload-free event of ``kind`` (observations taken at ``now``)."""
+    observed = now if kind.name.startswith(("QUERY", "SNAP")) else None
+    cum = lots(3) if kind in (K.QUERY_FOUND_PARTIAL, K.SNAPSHOT_PARTIAL) else None
+    return OrderEvent(kind, cum_qty=cum, observed_at=observed)
+
+
 def test_position_states_reachable_and_flat_always_reachable() -> None:
     assert _bfs(POSITION_TRANSITIONS, PS.FLAT) == set(PositionState)
     for s in PositionState:

@@ -1,3 +1,4 @@
+import itertools
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -443,6 +444,192 @@ def test_non_forced_refreshes_never_exceed_the_budget_in_any_window(steps):
         assert len(in_window) <= cfg.max_refreshes_per_window
 
 
+def test_ttl_due_forces_a_gap_the_budget_would_hold_past_its_ttl():
+    # The chaos gate's dribble-fills run, no faults: 0.002 market entries 12 s apart on
+    # the default config. Every fill until the fifth leaves coverage below 0.8 and forces a
+    # resize at once; four resizes are then in the 60 s budget of 3. The fifth fill leaves
+    # 0.008 of 0.010 covered: ratio 0.8 is not severe, so the budget holds the resize. It may
+    # hold it for a while, never until the gap breaches its TTL.
+    cfg = ProtectionConfig()
+    policy = RefreshPolicy(cfg)
+    tracker = ProtectionGapTracker(SYM, cfg)
+    covered = D("0")
+    for i, t in enumerate((260.0, 272.0, 284.0, 296.0)):
+        c = cov(str(D("0.002") * (i + 1)), str(covered))
+        assert tracker.observe(c, t) is None
+        d = policy.decide(c, t, gap_seconds=tracker.gap_seconds(t))
+        assert d.reason is RefreshReason.FORCE_SEVERE_UNDER_COVERAGE
+        covered = d.target_qty  # the new stop is placed and confirmed
+        assert tracker.observe(cov(str(d.target_qty), str(covered)), t) is None
+    fill = cov("0.010", "0.008")
+    assert fill.ratio == cfg.force_coverage_ratio
+    assert tracker.observe(fill, 308.0) is None
+    first = policy.decide(fill, 308.0, gap_seconds=tracker.gap_seconds(308.0))
+    assert first.reason is RefreshReason.SKIP_BUDGET
+    assert first.budget_used == 4
+    held, forced = [], None
+    for t in range(309, 320):  # the ProtectionManager's 1 s tick
+        assert tracker.check(float(t)) is None, f"breached at {t}"
+        d = policy.decide(
+            fill,
+            float(t),
+            ttl_breached=tracker.is_breached(float(t)),
+            gap_seconds=tracker.gap_seconds(float(t)),
+        )
+        if d.refresh:
+            forced = (t, d)
+            break
+        held.append(d.reason)
+    assert forced is not None
+    t_forced, decision = forced
+    assert decision.reason is RefreshReason.FORCE_TTL_DUE
+    assert decision.forced
+    assert decision.target_qty == D("0.010")
+    # Due at gap_ttl - force_before_ttl = 6 s: the budget batched the first six seconds.
+    assert t_forced - 308 == cfg.gap_ttl_seconds - cfg.force_before_ttl_seconds
+    assert held == [RefreshReason.SKIP_BUDGET] * 5
+    assert tracker.observe(cov("0.010", "0.010"), float(t_forced)) is None
+    assert tracker.breach_count == 0
+
+
+def test_ttl_due_leaves_small_dribbles_to_anti_churn():
+    # A dribble inside the tolerance is not a gap: its gap age stays 0 and nothing forces it;
+    # only the small-delta interval resizes it.
+    cfg = ProtectionConfig(max_refresh_interval_seconds=30.0)
+    policy = RefreshPolicy(cfg)
+    tracker = ProtectionGapTracker(SYM, cfg)
+    reasons = []
+    for t, qty in [(0.0, "1.01"), (5.0, "1.02"), (9.0, "1.03"), (15.0, "1.04"), (29.0, "1.04")]:
+        c = cov(qty, "1.00")
+        tracker.observe(c, t)
+        reasons.append(policy.decide(c, t, gap_seconds=tracker.gap_seconds(t)).reason)
+    assert reasons == [RefreshReason.SKIP_SMALL_DELTA] * 5
+    assert policy.decide(cov("1.04", "1.00"), 30.0).reason is RefreshReason.REFRESH_INTERVAL_ELAPSED
+
+
+def test_the_budget_still_batches_a_young_gap():
+    # Budget spent; a fill above the tolerance but not severe waits while the gap is young.
+    cfg = ProtectionConfig(max_refreshes_per_window=1)
+    policy = RefreshPolicy(cfg)
+    assert policy.decide(cov("1.0", "0.9"), 0.0).refresh
+    young = cfg.gap_ttl_seconds - cfg.force_before_ttl_seconds - 0.5
+    d = policy.decide(cov("1.1", "1.0"), 1.0, gap_seconds=young)
+    assert d.reason is RefreshReason.SKIP_BUDGET
+    assert not d.refresh
+
+
+def test_a_gap_past_its_ttl_counts_as_breached_without_the_flag():
+    policy = RefreshPolicy()
+    d = policy.decide(cov("1.0", "0.9"), 0.0, gap_seconds=10.5)
+    assert d.reason is RefreshReason.FORCE_TTL_BREACH
+    exact = RefreshPolicy().decide(cov("1.0", "0.9"), 0.0, gap_seconds=10.0)
+    assert exact.reason is RefreshReason.FORCE_TTL_DUE  # the TTL itself is not a breach
+
+
+def test_ttl_due_does_not_force_when_nothing_is_uncovered():
+    policy = RefreshPolicy()
+    assert policy.decide(cov("1", "1"), 0.0, gap_seconds=9.0).reason is RefreshReason.SKIP_COVERED
+    assert not policy.decide(cov("1", "1.2"), 1.0, gap_seconds=9.0).forced
+
+
+@pytest.mark.parametrize("gap", [-0.1, float("nan"), float("inf"), True, "5"])
+def test_policy_rejects_a_bad_gap_age(gap):
+    with pytest.raises(CoreValueError) as e:
+        RefreshPolicy().decide(cov("1.0", "0.9"), 0.0, gap_seconds=gap)
+    assert e.value.field == "gap_seconds"
+
+
+def test_a_storm_of_fills_is_not_resized_per_fill_once_the_budget_is_spent():
+    # 10% partial fills every second for a minute (each one a gap): past the budget, a
+    # resize comes only when the accumulated shortfall turns severe or the gap falls due,
+    # never per fill.
+    cfg = ProtectionConfig()
+    policy = RefreshPolicy(cfg)
+    tracker = ProtectionGapTracker(SYM, cfg)
+    position, covered = D("1.0"), D("1.0")
+    refreshes: list[tuple[int, RefreshReason]] = []
+    for t in range(60):
+        position += D("0.1")
+        c = cov(str(position), str(covered))
+        assert tracker.observe(c, float(t)) is None
+        d = policy.decide(c, float(t), gap_seconds=tracker.gap_seconds(float(t)))
+        if d.refresh:
+            refreshes.append((t, d.reason))
+            covered = d.target_qty
+            tracker.observe(cov(str(position), str(covered)), float(t))
+    due = cfg.gap_ttl_seconds - cfg.force_before_ttl_seconds
+    budget = cfg.max_refreshes_per_window
+    assert [r for _, r in refreshes[:budget]] == [RefreshReason.REFRESH] * budget
+    later = refreshes[budget:]
+    assert all(
+        r in {RefreshReason.FORCE_SEVERE_UNDER_COVERAGE, RefreshReason.FORCE_TTL_DUE}
+        for _, r in later
+    )
+    assert RefreshReason.FORCE_TTL_DUE in {r for _, r in later}
+    for (before, _), (t, reason) in itertools.pairwise(refreshes):
+        if reason is RefreshReason.FORCE_TTL_DUE:
+            # The gap it closes opened with the first fill after the previous resize.
+            assert t - (before + 1) >= due
+    assert len(refreshes) <= budget + 60 / due
+    assert tracker.breach_count == 0
+
+
+_FILL_QTYS = ["0.0001", "0.0005", "0.001", "0.002", "0.005", "0.02"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fills=st.lists(
+        st.tuples(
+            st.integers(min_value=4, max_value=80),  # quarter-seconds since the last fill (>= 1 s)
+            st.sampled_from(_FILL_QTYS),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    latency=st.integers(min_value=0, max_value=2),  # quarter-seconds for a stop to go live
+    budget=st.integers(min_value=1, max_value=4),
+)
+def test_no_gap_outlives_its_ttl_under_the_policy(fills, latency, budget):
+    # A simple model of the ProtectionManager: decisions at every fill, every 1 s tick and
+    # right after a repair lands; one repair at a time; every refresh succeeds, covering the
+    # size decided, ``latency`` later. Time runs in quarter seconds, so it is exact.
+    cfg = ProtectionConfig(max_refreshes_per_window=budget)
+    policy = RefreshPolicy(cfg)
+    tracker = ProtectionGapTracker(SYM, cfg)
+    fill_at: dict[int, Decimal] = {}
+    step = 0
+    for gap, qty in fills:
+        step += gap
+        fill_at[step] = D(qty)
+    position, covered = D("0"), D("0")
+    landing: tuple[int, Decimal] | None = None
+    for step in range(max(fill_at) + 4 * 60):
+        now = step / 4
+        due = step % 4 == 0  # the tick
+        if landing is not None and landing[0] == step:
+            covered, landing = landing[1], None
+            due = True  # repair done: the leg is re-assessed at once
+        if step in fill_at:
+            position += fill_at[step]
+            due = True
+        c = cov(str(position), str(covered))
+        assert tracker.observe(c, now) is None, f"gap breached its TTL at {now}s"
+        assert tracker.gap_seconds(now) <= cfg.gap_ttl_seconds
+        if not due or landing is not None:
+            continue
+        d = policy.decide(
+            c, now, ttl_breached=tracker.is_breached(now), gap_seconds=tracker.gap_seconds(now)
+        )
+        if d.refresh:
+            if latency == 0:
+                covered = d.target_qty
+                tracker.observe(cov(str(position), str(covered)), now)
+            else:
+                landing = (step + latency, d.target_qty)
+    assert tracker.breach_count == 0
+
+
 # --------------------------------------------------------------------------- repair plans
 
 
@@ -674,6 +861,9 @@ def test_gap_seconds_grow_while_uncovered_and_reset_when_covered(steps):
         ({"max_refreshes_per_window": 0}, "max_refreshes_per_window"),
         ({"max_refreshes_per_window": True}, "max_refreshes_per_window"),
         ({"gap_breach_severity": 1.5}, "gap_breach_severity"),
+        ({"force_before_ttl_seconds": 0.0}, "force_before_ttl_seconds"),
+        ({"force_before_ttl_seconds": 10.0}, "force_before_ttl_seconds"),  # = the TTL
+        ({"gap_ttl_seconds": 3.0}, "force_before_ttl_seconds"),  # TTL below the default lead
         (
             {"close_position_after_rejects": 4, "max_place_rejects": 3},
             "close_position_after_rejects",
@@ -692,3 +882,4 @@ def test_default_config_matches_documented_choices():
     assert cfg.min_delta_ratio == D("0.05")
     assert cfg.force_coverage_ratio == D("0.80")
     assert (cfg.refresh_window_seconds, cfg.max_refreshes_per_window) == (60.0, 3)
+    assert cfg.force_before_ttl_seconds == 4.0

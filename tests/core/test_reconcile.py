@@ -13,6 +13,7 @@ from scalper.core.model import AccountSnapshot, VenueOrder, VenueOrderStatus, Ve
 from scalper.core.orphans import IntentStanding, OrphansConfig
 from scalper.core.reconcile import (
     ACCOUNT,
+    FillInFlight,
     LocalOrder,
     LocalOrderState,
     LocalPosition,
@@ -715,6 +716,284 @@ def test_local_records_validate_their_fields():
         assert exc.value.field == field
 
 
+# --------------------------------------------------------------------------- fills in flight
+#
+# A market entry acked FILLED while the user stream is down: the ledger knows the order
+# executed, its trades are not journaled yet, so the venue's position runs ahead of ours.
+
+
+def in_flight(
+    intent: str,
+    qty: str = "0.002",
+    *,
+    since: float = 97.0,
+    side: Side = Side.BUY,
+    symbol: str = BTC,
+    role: Role = Role.ENTRY,
+    position_side: PositionSide = BOTH,
+) -> FillInFlight:
+    return FillInFlight(
+        client_order_id=client_order_id("sc", intent, role, 0),
+        symbol=symbol,
+        side=side,
+        quantity=Decimal(qty),
+        since=since,
+        position_side=position_side,
+    )
+
+
+def deferred(result: ReconcileResult) -> list[tuple[str, str]]:
+    return sorted((d.reason, d.client_order_id or str(d.position_side)) for d in result.deferred)
+
+
+def test_fill_in_flight_within_grace_is_deferred_and_its_fills_fetched():
+    # Acked FILLED at 97, fills not journaled: the venue's 0.002 is ours, on its way.
+    fif = in_flight("i-mkt", since=97.0)
+    view = LocalView(fills_in_flight=(fif,))
+    snap = snapshot_of(view, 100.0, positions={(BTC, BOTH): "0.002"})
+    result = Reconciler().reconcile(view, snap, 100.5)
+    assert result.mismatches == ()
+    assert (result.clean, result.streak, result.summary.violations) == (True, 0, 0)
+    assert deferred(result) == [("fill_in_flight", "BOTH"), ("protection_fill_in_flight", "BOTH")]
+    assert result.summary.unknown == 2
+    # Only evidence is asked for: fetch the order's fills (I10), change no belief.
+    (fetch,) = result.repairs
+    assert (fetch.kind, fetch.reasons, fetch.severity) == (R.QUERY_ORDER, ("fill_in_flight",), 0.0)
+    assert [t.client_order_id for t in fetch.targets] == [fif.client_order_id]
+
+
+def test_fill_in_flight_past_the_grace_is_the_usual_orphan_and_gap():
+    fif = in_flight("i-mkt", since=91.0)  # 9 s before the snapshot; lag_grace_sec is 8
+    view = LocalView(fills_in_flight=(fif,))
+    snap = snapshot_of(view, 100.0, positions={(BTC, BOTH): "0.002"})
+    result = Reconciler().reconcile(view, snap, 100.5)
+    assert kinds(result) == [K.MISSING_PROTECTION, K.ORPHAN_VENUE_POSITION]
+    assert result.streak == 1
+    assert repair(result, R.SYNC_POSITION).targets[0].quantity == Decimal("0.002")
+    assert repair(result, R.PLACE_PROTECTION).targets[0].quantity == Decimal("0.002")
+    assert not [d for d in result.deferred if "fill_in_flight" in d.reason]
+    # The grace is measured against the snapshot: a later pass on a new snapshot is later.
+    rec = Reconciler()
+    young = LocalView(fills_in_flight=(in_flight("i-mkt", since=97.0),))
+    first = rec.reconcile(young, snapshot_of(view, 100.0, positions={(BTC, BOTH): "0.002"}), 100.0)
+    assert first.mismatches == ()
+    late = rec.reconcile(young, snapshot_of(view, 105.0, positions={(BTC, BOTH): "0.002"}), 105.0)
+    assert K.ORPHAN_VENUE_POSITION in kinds(late)
+
+
+@pytest.mark.parametrize(
+    ("flight", "venue_qty"),
+    [
+        (None, "0.002"),  # nobody acked anything: a position nobody can explain
+        (in_flight("i-mkt", "0.002"), "0.003"),  # more than what is in flight
+        (in_flight("i-mkt", "0.002"), "-0.002"),  # a buy in flight cannot make a short
+        (in_flight("i-mkt", "0.002", side=Side.SELL), "0.002"),
+        (in_flight("i-mkt", "0.002", symbol=ETH), "0.002"),  # in flight elsewhere
+        (in_flight("i-mkt", "0.002", position_side=LONG), "0.002"),  # another leg
+    ],
+)
+def test_a_position_no_fill_in_flight_explains_is_a_mismatch_at_once(flight, venue_qty):
+    view = LocalView(fills_in_flight=() if flight is None else (flight,))
+    snap = snapshot_of(view, 100.0, positions={(BTC, BOTH): venue_qty})
+    result = Reconciler().reconcile(view, snap, 100.0)
+    assert K.ORPHAN_VENUE_POSITION in kinds(result)
+    assert K.MISSING_PROTECTION in kinds(result)
+    assert result.streak == 1
+    assert not [d for d in result.deferred if "fill_in_flight" in d.reason]
+
+
+def test_drift_explained_by_a_fill_in_flight_is_deferred_and_unexplained_drift_is_not():
+    stop = stop_for("i-s", "0.010", placed_at=10.0)
+    held = long_btc("0.010", opened_at=10.0, updated_at=10.0)
+    grown = LocalView(orders=(stop,), positions=(held,), fills_in_flight=(in_flight("i-add"),))
+    snap = snapshot_of(grown, 100.0, positions={(BTC, BOTH): "0.012"})
+    result = Reconciler().reconcile(grown, snap, 100.0)
+    assert result.mismatches == ()
+    # The stop covers 0.010 of 0.012: undersized, but the growth is still in flight.
+    assert deferred(result) == [("fill_in_flight", "BOTH"), ("protection_fill_in_flight", "BOTH")]
+    # The same venue size with nothing in flight is drift and an undersized stop.
+    bare = attrs.evolve(grown, fills_in_flight=())
+    assert kinds(Reconciler().reconcile(bare, snap, 100.0)) == [
+        K.POSITION_DRIFT,
+        K.UNDERSIZED_PROTECTION,
+    ]
+
+
+def test_exit_in_flight_is_not_a_phantom_in_the_making():
+    # A market exit acked FILLED: the venue is flat, our journal still holds the long.
+    view = LocalView(
+        positions=(long_btc("0.010", opened_at=10.0, updated_at=10.0),),
+        fills_in_flight=(in_flight("i-x", "0.010", side=Side.SELL, role=Role.EXIT),),
+    )
+    snap = snapshot_of(view, 100.0, positions={(BTC, BOTH): "0"})
+    result = Reconciler().reconcile(view, snap, 100.0)
+    assert (result.mismatches, deferred(result)) == ((), [("fill_in_flight", "BOTH")])
+    assert repair(result, R.QUERY_ORDER).reasons == ("fill_in_flight",)
+
+
+def test_the_snapshot_shows_the_older_fills_in_flight_not_any_subset():
+    # Two entries acked in turn; a snapshot read between them shows the first only.
+    first = in_flight("i-1", "0.002", since=95.0)
+    second = in_flight("i-2", "0.003", since=99.0)
+    view = LocalView(fills_in_flight=(second, first))
+    for venue_qty in ("0.002", "0.005"):
+        snap = snapshot_of(view, 100.0, positions={(BTC, BOTH): venue_qty})
+        result = Reconciler().reconcile(view, snap, 100.0)
+        assert result.mismatches == (), venue_qty
+        fetched = {t.client_order_id for t in repair(result, R.QUERY_ORDER).targets}
+        assert fetched == {first.client_order_id, second.client_order_id}
+    # The newer one alone, without the older (which executed first), is not explained.
+    snap = snapshot_of(view, 100.0, positions={(BTC, BOTH): "0.003"})
+    assert K.ORPHAN_VENUE_POSITION in kinds(Reconciler().reconcile(view, snap, 100.0))
+
+
+def test_a_fill_in_flight_past_the_grace_explains_nothing_even_beside_a_young_one():
+    old = in_flight("i-old", "0.002", since=50.0)  # its trades never came
+    young = in_flight("i-new", "0.003", since=98.0)
+    view = LocalView(fills_in_flight=(old, young))
+    both = snapshot_of(view, 100.0, positions={(BTC, BOTH): "0.005"})
+    assert K.ORPHAN_VENUE_POSITION in kinds(Reconciler().reconcile(view, both, 100.0))
+    # Once a sync adopted the old execution, the young one explains the rest.
+    synced = attrs.evolve(view, positions=(long_btc("0.002", opened_at=60.0, updated_at=60.0),))
+    result = Reconciler().reconcile(synced, both, 100.0)
+    assert result.mismatches == ()
+    assert ("fill_in_flight", "BOTH") in deferred(result)
+    fetched = [t.client_order_id for t in repair(result, R.QUERY_ORDER).targets]
+    assert fetched == [young.client_order_id]  # the old one is past fetching as lag
+
+
+def test_partial_fill_the_ledger_already_counted_is_in_flight_not_caught():
+    resting = lorder("i-lim", qty="0.010", filled="0.002", placed_at=10.0)
+    view = LocalView(orders=(resting,), fills_in_flight=(in_flight("i-lim", "0.003"),))
+    covered = AccountSnapshot(taken_at=100.0, open_orders=(venue_of(resting, filled="0.005"),))
+    result = Reconciler().reconcile(view, covered, 100.0)
+    assert result.mismatches == ()
+    assert deferred(result) == [("fill_in_flight", resting.client_order_id)]
+    target = repair(result, R.QUERY_ORDER).targets[0]
+    assert (target.client_order_id, target.order_id) == (
+        resting.client_order_id,
+        f"v-{resting.client_order_id}",
+    )
+    # The venue reports more than the ledger knows of: caught, as before.
+    beyond = AccountSnapshot(taken_at=100.0, open_orders=(venue_of(resting, filled="0.006"),))
+    assert kinds(Reconciler().reconcile(view, beyond, 100.0)) == [K.PARTIAL_FILL_CAUGHT]
+    # And once the ledger's knowledge is older than the grace, too.
+    stale = attrs.evolve(view, fills_in_flight=(in_flight("i-lim", "0.003", since=80.0),))
+    assert kinds(Reconciler().reconcile(stale, covered, 100.0)) == [K.PARTIAL_FILL_CAUGHT]
+
+
+def test_fills_in_flight_are_fetched_once_per_order_per_cooldown():
+    rec = Reconciler()  # QUERY_ORDER cooldown 20 s
+    one = LocalView(fills_in_flight=(in_flight("i-1", since=99.0),))
+    r1 = rec.reconcile(one, snapshot_of(one, 100.0, positions={(BTC, BOTH): "0.002"}), 100.0)
+    assert len(repair(r1, R.QUERY_ORDER).targets) == 1
+    # Five seconds on, a second entry is in flight: it is fetched, the first is not again.
+    two = attrs.evolve(one, fills_in_flight=(*one.fills_in_flight, in_flight("i-2", since=104.0)))
+    r2 = rec.reconcile(two, snapshot_of(two, 105.0, positions={(BTC, BOTH): "0.004"}), 105.0)
+    assert r2.mismatches == ()
+    assert [t.client_order_id for t in repair(r2, R.QUERY_ORDER).targets] == [
+        client_order_id("sc", "i-2", Role.ENTRY, 0)
+    ]
+    r3 = rec.reconcile(two, snapshot_of(two, 106.0, positions={(BTC, BOTH): "0.004"}), 106.0)
+    assert (r3.repairs, r3.skipped, r3.mismatches) == ((), (), ())
+    # A fetch does not start the symbol's QUERY_ORDER cooldown: a stale order still gets its
+    # query at once, and the fills in flight ride on it when their own window allows.
+    lost = lorder("i-lost", placed_at=10.0)
+    mixed = attrs.evolve(two, orders=(lost,))
+    snap = snapshot_of(mixed, 121.0, drop=(lost.client_order_id,))
+    snap = attrs.evolve(snap, positions=(VenuePosition(symbol=BTC, quantity=Decimal("0.004")),))
+    mixed = attrs.evolve(
+        mixed, fills_in_flight=tuple(attrs.evolve(f, since=118.0) for f in two.fills_in_flight)
+    )
+    r4 = rec.reconcile(mixed, snap, 121.0)
+    query = repair(r4, R.QUERY_ORDER)
+    assert {t.client_order_id for t in query.targets} == {
+        lost.client_order_id,
+        client_order_id("sc", "i-1", Role.ENTRY, 0),
+    }
+    assert "fill_in_flight" in query.reasons
+    assert "stale_local_order" in query.reasons
+    assert query.severity > 0
+
+
+def test_fetch_respects_the_repair_budget():
+    rec = Reconciler(config=ReconcileConfig(max_repairs_per_pass=1))
+    view = LocalView(
+        positions=(LocalPosition(symbol=ETH, quantity=Decimal(1), opened_at=10.0),),
+        fills_in_flight=(in_flight("i-1"),),
+    )
+    snap = AccountSnapshot(
+        taken_at=100.0,
+        positions=(
+            VenuePosition(symbol=BTC, quantity=Decimal("0.002")),
+            VenuePosition(symbol=ETH, quantity=Decimal(1)),
+        ),
+    )
+    result = rec.reconcile(view, snap, 100.0)
+    assert [a.kind for a in result.repairs] == [R.PLACE_PROTECTION]  # the ETH gap comes first
+    assert [(s.action.kind, s.action.reasons, s.cause) for s in result.skipped] == [
+        (R.QUERY_ORDER, ("fill_in_flight",), "repair_budget")
+    ]
+    # Not fetched, so not counted as fetched: the next pass (the ETH stop now cooling down)
+    # asks again.
+    nxt = rec.reconcile(view, attrs.evolve(snap, taken_at=101.0), 101.0)
+    assert [(a.kind, a.reasons) for a in nxt.repairs] == [(R.QUERY_ORDER, ("fill_in_flight",))]
+
+
+# --------------------------------------------------------------------------- flat here, open there
+
+
+def test_snapshot_lagging_our_exit_is_deferred_then_an_orphan():
+    # Our exit filled and was journaled at 97; the snapshot (read before the exit reached
+    # the venue's position) still shows the long, and the stop we cancelled is gone.
+    flat = LocalPosition(symbol=BTC, quantity=ZERO, updated_at=97.0)
+    view = LocalView(positions=(flat,))
+    snap = snapshot_of(view, 100.0, positions={(BTC, BOTH): "0.010"})
+    result = Reconciler().reconcile(view, snap, 100.0)
+    assert result.mismatches == ()
+    assert deferred(result) == [
+        ("local_flat_within_grace", "BOTH"),
+        ("protection_local_flat_within_grace", "BOTH"),
+    ]
+    assert result.repairs == ()
+    # Past the grace the venue's long is nobody's: an orphan position, without a stop.
+    later = Reconciler().reconcile(
+        view, snapshot_of(view, 110.0, positions={(BTC, BOTH): "0.010"}), 110.0
+    )
+    assert kinds(later) == [K.MISSING_PROTECTION, K.ORPHAN_VENUE_POSITION]
+    # A leg that went flat long ago gives no such grace.
+    old = LocalView(positions=(LocalPosition(symbol=BTC, quantity=ZERO, updated_at=10.0),))
+    assert K.ORPHAN_VENUE_POSITION in kinds(
+        Reconciler().reconcile(
+            old, snapshot_of(old, 100.0, positions={(BTC, BOTH): "0.010"}), 100.0
+        )
+    )
+
+
+def test_a_flat_leg_agreeing_with_the_venue_is_clean():
+    view = LocalView(positions=(LocalPosition(symbol=BTC, quantity=ZERO, updated_at=99.0),))
+    result = Reconciler().reconcile(view, snapshot_of(view, 100.0), 100.0)
+    assert (result.clean, result.deferred) == (True, ())
+
+
+def test_fill_in_flight_records_validate_their_fields():
+    cases = [
+        (lambda: in_flight("i-1", "0"), "quantity"),
+        (lambda: in_flight("i-1", "-0.002"), "quantity"),
+        (lambda: in_flight("i-1", since=float("nan")), "since"),
+        (lambda: in_flight("i-1", side="UP"), "side"),  # type: ignore[arg-type]
+        (
+            lambda: LocalView(fills_in_flight=(in_flight("i-1"), in_flight("i-1"))),
+            "fills_in_flight",
+        ),
+        (lambda: LocalView(fills_in_flight=(long_btc(),)), "fills_in_flight"),  # type: ignore[arg-type]
+    ]
+    for make, field in cases:
+        with pytest.raises(CoreValueError) as exc:
+            make()
+        assert exc.value.field == field
+
+
 # --------------------------------------------------------------------------- properties
 
 LEGS = ((BTC, BOTH), (ETH, BOTH), (SOL, LONG), (SOL, SHORT))
@@ -907,3 +1186,93 @@ def test_reconcile_invariants_over_random_histories(scenario):
                 assert r.now - last_issued[a.key] >= cfg.cooldown(a.kind)
             last_issued[a.key] = r.now
         previous_streak = r.streak
+
+
+@st.composite
+def views_with_fills_in_flight(draw):
+    """A protected belief plus fills in flight on random legs (hedge legs only grow)."""
+    view = draw(protected_views())
+    flights = []
+    for n, (symbol, side) in enumerate(LEGS):
+        for k in range(draw(st.integers(0, 2))):
+            if side is BOTH:
+                order_side = draw(st.sampled_from(list(Side)))
+            else:
+                order_side = Side.BUY if side is LONG else Side.SELL
+            flights.append(
+                FillInFlight(
+                    client_order_id=client_order_id("sc", f"fif-{n}-{k}", Role.ENTRY, 0),
+                    symbol=symbol,
+                    side=order_side,
+                    quantity=draw(st.sampled_from(QTYS)),
+                    since=draw(
+                        st.floats(-7.9, 2.0)
+                    ),  # relative to the snapshot, made absolute below
+                    position_side=side,
+                )
+            )
+    return attrs.evolve(view, fills_in_flight=tuple(flights))
+
+
+def _tolerated(lq: Decimal, vq: Decimal) -> bool:
+    """Within the default drift tolerance (5 % of the larger size, same side)."""
+    return lq == vq or (
+        lq != ZERO
+        and vq != ZERO
+        and (lq > 0) == (vq > 0)
+        and abs(lq - vq) <= Decimal("0.05") * max(abs(lq), abs(vq))
+    )
+
+
+def _venue_with_flights(view: LocalView, taken_at: float) -> AccountSnapshot:
+    sizes = {p.leg: p.quantity for p in view.positions}
+    for f in view.fills_in_flight:
+        sizes[f.leg] = sizes.get(f.leg, ZERO) + f.signed_quantity
+    return snapshot_of(
+        view, taken_at, positions={leg: str(q) for leg, q in sizes.items() if q != ZERO}
+    )
+
+
+@settings(max_examples=40)
+@given(views_with_fills_in_flight(), st.floats(100, 200), st.floats(0, 5))
+def test_belief_plus_its_fills_in_flight_is_lag_within_the_grace_only(view, taken_at, delay):
+    young = attrs.evolve(
+        view,
+        fills_in_flight=tuple(
+            attrs.evolve(f, since=taken_at + f.since) for f in view.fills_in_flight
+        ),
+    )
+    snap = _venue_with_flights(young, taken_at)
+    local = {p.leg: p.quantity for p in young.positions}
+    venue = {(p.symbol, p.position_side): p.quantity for p in snap.positions}
+    moved = {
+        leg
+        for leg in set(local) | set(venue)
+        if not _tolerated(local.get(leg, ZERO), venue.get(leg, ZERO))
+    }
+    result = Reconciler().reconcile(young, snap, taken_at + delay)
+    assert result.mismatches == (), result.mismatches
+    assert result.streak == 0
+    assert {
+        (d.symbol, d.position_side) for d in result.deferred if d.reason == "fill_in_flight"
+    } == moved
+    fetched = {t.client_order_id for a in result.repairs for t in a.targets}
+    assert fetched == {f.client_order_id for f in young.fills_in_flight if f.leg in moved}
+    assert all(a.reasons == ("fill_in_flight",) and a.severity == 0.0 for a in result.repairs)
+
+    # The same difference once the fills are older than the grace: nothing is lag any more.
+    old = attrs.evolve(
+        view,
+        fills_in_flight=tuple(
+            attrs.evolve(f, since=taken_at - 8.0 - abs(f.since)) for f in view.fills_in_flight
+        ),
+    )
+    result = Reconciler().reconcile(old, snap, taken_at + delay)
+    assert not [d for d in result.deferred if "fill_in_flight" in d.reason]
+    assert not [a for a in result.repairs if "fill_in_flight" in a.reasons]
+    # Judged: a mismatch, or one of the rules that are about the venue's lag, not ours.
+    venue_lag = {"phantom_pending", "drift_within_grace", "position_absent_within_grace"}
+    judged = {m.symbol for m in result.mismatches} | {
+        d.symbol for d in result.deferred if d.reason in venue_lag
+    }
+    assert {leg[0] for leg in moved} <= judged, (moved, result.mismatches)

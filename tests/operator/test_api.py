@@ -32,7 +32,7 @@ from tests.operator.kit import (
     running,
     until,
 )
-from tests.venues.sim.simkit import market
+from tests.venues.sim.simkit import limit, market
 
 TOKEN = "operator-test-token-0123456789abcdefghijklmnopq"
 
@@ -449,3 +449,175 @@ async def test_the_app_refuses_everything_until_its_hosts_are_set(autojump_clock
         after = await app.handle(ApiRequest("GET", "/health", (("host", HOST),)))
     assert before.status == 421
     assert after.status == 200
+
+
+# ------------------------------------------------------------------------------ unfreeze, cancel
+
+
+def _resting_entry_body(intent_id: str) -> dict[str, object]:
+    """A limit buy far below the market: it rests until cancelled."""
+    return intent_body(intent_id, order_type="LIMIT", price="50000")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/unfreeze", {"symbol": BTC, "reason": "x"}),
+        ("/cancel", {"intent_id": "op1", "reason": "x"}),
+    ],
+)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Bearer {TOKEN}x"])
+async def test_unfreeze_and_cancel_need_the_token(
+    autojump_clock, path, body, authorization
+) -> None:
+    async with running(make_venue()) as system:
+        app = app_for(system)
+        headers = () if authorization is None else (("authorization", authorization),)
+        before = len(journal_types(system))
+        reply = await asgi_call(app, "POST", path, json_body=body, headers=headers)
+        added = journal_types(system)[before:]
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+    for kind in ("invalid_input", "symbol_frozen", "cancel_requested"):
+        assert kind not in added
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "words"),
+    [
+        ("/unfreeze", {"reason": "x"}, "symbol", "required"),
+        ("/unfreeze", {"symbol": BTC}, "reason", "required"),
+        ("/unfreeze", {"symbol": "btcusdt", "reason": "x"}, "symbol", "upper-case"),
+        ("/unfreeze", {"symbol": "", "reason": "x"}, "symbol", "upper-case"),
+        ("/unfreeze", {"symbol": "B" * 33, "reason": "x"}, "symbol", "upper-case"),
+        ("/unfreeze", {"symbol": 5, "reason": "x"}, "symbol", ""),
+        ("/unfreeze", {"symbol": BTC, "reason": " "}, "reason", "empty"),
+        ("/unfreeze", {"symbol": BTC, "reason": "x", "force": True}, "force", "unknown"),
+        ("/cancel", {"reason": "x"}, "intent_id", "required"),
+        ("/cancel", {"intent_id": "op1"}, "reason", "required"),
+        ("/cancel", {"intent_id": "", "reason": "x"}, "intent_id", "empty"),
+        ("/cancel", {"intent_id": "a\u0000b", "reason": "x"}, "intent_id", "control"),
+        ("/cancel", {"intent_id": "i" * 129, "reason": "x"}, "intent_id", "128"),
+        ("/cancel", {"intent_id": ["op1"], "reason": "x"}, "intent_id", ""),
+        ("/cancel", {"intent_id": "op1", "reason": "x", "all": True}, "all", "unknown"),
+    ],
+)
+async def test_bad_unfreeze_and_cancel_bodies_name_the_field(
+    autojump_clock, path, body, field, words
+) -> None:
+    async with running(make_venue()) as system:
+        before = len(journal_types(system))
+        reply = await asgi_call(app_for(system), "POST", path, json_body=body, token=TOKEN)
+        added = journal_types(system)[before:]
+        journaled = invalid_inputs(system)
+    answer = reply.json()
+    assert reply.status == 400
+    assert (answer["error"], answer["field"]) == ("invalid_field", field)
+    assert words in answer["detail"]
+    # Refused before reaching the System: the refusal is journaled, nothing is done.
+    assert added.count("invalid_input") == 1
+    assert "symbol_frozen" not in added
+    assert "cancel_requested" not in added
+    [bad] = journaled
+    assert bad.error.startswith(f"POST {path}: ")
+    intent_id = body.get("intent_id")
+    # An id with control characters is not copied into the journal (it is the bad input).
+    usable = isinstance(intent_id, str) and intent_id.isprintable()
+    assert bad.intent_id == (intent_id[:128] if usable else "")
+
+
+async def test_cancel_rests_nothing_twice_and_unknown_intents_are_404(autojump_clock) -> None:
+    venue = make_venue()
+    async with running(venue) as system:
+        app = app_for(system)
+        state = system.journal.state
+        await ready_for_entries(system)
+        submitted = await asgi_call(
+            app, "POST", "/intents", json_body=_resting_entry_body("rest1"), token=TOKEN
+        )
+        await until(
+            lambda: (
+                bool(state.orders_for_intent("rest1"))
+                and state.orders_for_intent("rest1")[0].venue_order_id is not None
+            )
+        )
+        coid = state.orders_for_intent("rest1")[0].client_order_id
+        resting = coid in {o.client_order_id for o in venue.engine.open_orders(BTC)}
+        first = await asgi_call(
+            app, "POST", "/cancel", json_body={"intent_id": "rest1", "reason": "news"}, token=TOKEN
+        )
+        await until(lambda: state.orders[coid].is_terminal)
+        second = await asgi_call(
+            app, "POST", "/cancel", json_body={"intent_id": "rest1", "reason": "again"}, token=TOKEN
+        )
+        unknown = await asgi_call(
+            app, "POST", "/cancel", json_body={"intent_id": "nope", "reason": "x"}, token=TOKEN
+        )
+        await trio.sleep(10)
+        cancels = [
+            json.loads(e.payload)
+            for e in system.journal.store.entries()
+            if e.type == "cancel_requested"
+        ]
+        still_open = coid in {o.client_order_id for o in venue.engine.open_orders(BTC)}
+    assert submitted.status == 202
+    assert resting
+    assert first.status == 200
+    assert first.json() == {
+        "cancel_requested": [coid],
+        "closed": [],
+        "create_unresolved": [],
+        "intent_id": "rest1",
+        "known": True,
+        "reason": "cancel_requested",
+        "status": "open",
+    }
+    assert not still_open
+    assert [c["reason"] for c in cancels if c["intent_id"] == "rest1"] == ["news"]
+    # Idempotent: the closed order is left alone, and the answer says so.
+    assert second.status == 200
+    assert (second.json()["reason"], second.json()["closed"]) == ("nothing_open", [coid])
+    assert second.json()["cancel_requested"] == []
+    assert (unknown.status, unknown.json()["error"]) == (404, "unknown_intent")
+    assert unknown.json()["intent_id"] == "nope"
+
+
+async def test_unfreeze_refused_while_the_cause_holds_then_accepted(autojump_clock) -> None:
+    # Someone leaves a limit order on our account by hand: reconcile freezes BTC. The
+    # operator's unfreeze is refused until the order is gone and a reconcile came back clean.
+    venue = make_venue()
+    async with running(venue) as system:
+        app = app_for(system)
+        state = system.journal.state
+        await ready_for_entries(system)
+        venue.engine.create_order(
+            limit(Side.SELL, "0.002", "75000", "manual-1"), trio.current_time()
+        )
+        await until(lambda: BTC in state.frozen_symbols)
+        await until(lambda: state.last_reconcile is not None and not state.last_reconcile.clean)
+        body = {"symbol": BTC, "reason": "checked the venue"}
+        refused = await asgi_call(app, "POST", "/unfreeze", json_body=body, token=TOKEN)
+        other = await asgi_call(
+            app, "POST", "/unfreeze", json_body={"symbol": "ETHUSDT", "reason": "x"}, token=TOKEN
+        )
+        venue.engine.cancel_order(BTC, client_order_id="manual-1", now=trio.current_time())
+        await until(lambda: state.last_reconcile is not None and state.last_reconcile.clean)
+        accepted = await asgi_call(app, "POST", "/unfreeze", json_body=body, token=TOKEN)
+        lifts = [
+            json.loads(e.payload)
+            for e in system.journal.store.entries()
+            if e.type == "symbol_frozen" and not json.loads(e.payload)["frozen"]
+        ]
+    assert refused.status == 409
+    assert refused.json()["unfrozen"] is False
+    assert refused.json()["reason"] == "reconcile_not_clean"
+    assert BTC in refused.json()["frozen_symbols"]
+    assert (other.status, other.json()["reason"]) == (409, "not_frozen")
+    assert accepted.status == 200
+    assert accepted.json() == {
+        "frozen_symbols": {},
+        "reason": "unfrozen",
+        "symbol": BTC,
+        "unfrozen": True,
+    }
+    assert lifts == [{"frozen": False, "reason": "checked the venue", "symbol": BTC}]

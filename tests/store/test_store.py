@@ -556,3 +556,63 @@ def test_write_rejects_non_items(store):
         store.write([WriteItem(record(1)), JournalRecord("note", T0, "{}")])
     assert info.value.field == "items[1]"
     assert store.write([]) == []
+
+
+def test_restarted_copy_holds_only_what_was_committed_under_the_next_incarnation(
+    store, db, monkeypatch
+):
+    # The chaos runner's kill -9: what the store committed survives, the write in flight
+    # when the process died does not, and the restarted process is the next incarnation.
+    store.write([sending_item(1, "i-1"), fill_item(2, "t-1")])
+    store.write([WriteItem(None, (SetCursor("user_trades_from_id:BTCUSDT", "1001"),))])
+    committed = list(store.entries())
+    conn = store._conn
+
+    class _DiesAtCommit:
+        def execute(self, sql, *args):
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("killed")
+            return conn.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(conn, name)
+
+    monkeypatch.setattr(store, "_conn", _DiesAtCommit())
+    with pytest.raises(StoreWriteError):
+        store.write([sending_item(3, "i-2"), fill_item(4, "t-2")])
+    monkeypatch.setattr(store, "_conn", conn)
+
+    copy = store.restarted_copy()
+    try:
+        assert (copy.path, copy.mode, copy.failed) == (MEMORY, OpenMode.TRADING, None)
+        assert copy.incarnation == store.incarnation + 1
+        assert list(copy.entries()) == committed
+        assert copy.ledger_row(coid("i-1")) == store.ledger_row(coid("i-1"))
+        assert copy.ledger_row(coid("i-2")) is None
+        assert copy.has_fill(BTC, "t-1")
+        assert not copy.has_fill(BTC, "t-2")
+        assert copy.cursor("user_trades_from_id:BTCUSDT") == "1001"
+        assert copy.verify().ok
+        # The restarted process writes on, continuing the chain; the dead one is untouched.
+        (outcome,) = copy.write([sending_item(5, "i-3")])
+        written = entry_of(outcome)
+        assert (written.seq, written.prev_hash) == (3, committed[-1].hash)
+        assert [e.seq for e in store.entries()] == [1, 2]
+        # A second death and restart: the incarnation counts on from the copy.
+        again = copy.restarted_copy()
+        assert again.incarnation == store.incarnation + 2
+        assert [e.seq for e in again.entries()] == [1, 2, 3]
+        again.close()
+    finally:
+        copy.close()
+
+    with Store.open(MEMORY) as fresh:
+        fresh.close()
+        with pytest.raises(StoreError, match="closed"):
+            fresh.restarted_copy()
+    store.close()
+    with (
+        Store.open(db, mode=OpenMode.READ_ONLY) as ro,
+        pytest.raises(StoreError, match="not opened for trading"),
+    ):
+        ro.restarted_copy()
