@@ -328,8 +328,6 @@ class System:
         self.stopped = trio.Event()
         self.stop_reason = ""
         self._cancel: trio.CancelScope | None = None
-        # The outer nursery while running: background cancels of orders no intent owns.
-        self._background: trio.Nursery | None = None
 
     # ----------------------------------------------------------------- running
 
@@ -339,7 +337,6 @@ class System:
         try:
             async with trio.open_nursery() as outer:
                 await outer.start(self.journal.run)
-                self._background = outer
                 await self.journal.append(
                     SystemStarted(
                         incarnation=self.journal.store.incarnation,
@@ -364,7 +361,6 @@ class System:
                     await self.journal.append(SystemStopped(self.stop_reason, clean))
                 outer.cancel_scope.cancel()
         finally:
-            self._background = None
             self.stopped.set()
 
     async def _narrate_startup(self) -> None:
@@ -522,8 +518,11 @@ class System:
         refuses every entry from here on and the set below cannot grow. Intents go through
         the Router's cancel command (``cancel_requested`` is journaled with the intent and
         correlation ids; an entry still being placed is cancelled once its create settles).
-        An entry order no intent record owns (adopted) is cancelled by client order id in
-        the background, so a slow venue does not hold up the caller (the kill switch).
+        An entry order no intent record owns (adopted) has no intent to cancel through: it
+        is cancelled by client order id here, all such orders at once, in the caller's task
+        (a failure then belongs to the supervised BeliefController, whose restart sweeps
+        again); a slow venue holds the caller up to one bounded cancel
+        (``router.cancel_max_attempts``). Adopted entries are rare (a lost journal tail).
         """
         state = self.journal.state
         reason = f"halt:{source}"
@@ -550,11 +549,10 @@ class System:
                 intents.add(intent_id)
         for intent_id in sorted(intents):
             await self.router.cancel(CancelIntent(intent_id, reason))
-        for coid in loose:
-            if self._background is not None:
-                self._background.start_soon(self.router.cancel_order, coid, reason)
-            else:
-                await self.router.cancel_order(coid, reason)
+        if loose:
+            async with trio.open_nursery() as nursery:
+                for coid in loose:
+                    nursery.start_soon(self.router.cancel_order, coid, reason)
 
     def unprotected_seconds(self) -> dict[str, float]:
         """Per symbol, how long filled exposure has been short of stop protection (I9)."""

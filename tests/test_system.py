@@ -17,13 +17,14 @@ import trio.testing
 
 from scalper.actors.belief import BeliefConfig
 from scalper.clock import simulated_clock
+from scalper.core.ids import Role, client_order_id
 from scalper.core.intents import Intent, IntentKind
 from scalper.core.kill_switch import KillSwitchConfig
 from scalper.core.model import VenueOrder
 from scalper.core.types import OrderType, Side
 from scalper.crashpoints import CrashKind, CrashPoint, CrashPoints, ProcessCrash
 from scalper.determinism import run_deterministic
-from scalper.messages import CancelRequested, SymbolFrozen, decode_event
+from scalper.messages import CancelRequested, OrderAdopted, SymbolFrozen, decode_event
 from scalper.state import AccountState
 from scalper.store.store import Store
 from scalper.system import System, SystemConfig, open_system
@@ -807,3 +808,23 @@ async def test_fills_in_flight_during_a_stream_gap_never_turn_the_posture_red(
     assert positions[-1] == venue_position(venue) == 0
     # Fetching a closed order's fills re-reads its FILLED status: old news, no contradiction.
     assert state.contradictions == []
+
+
+async def test_halt_cancels_an_adopted_entry_by_client_order_id(autojump_clock) -> None:
+    # An entry of ours the journal only knows by adoption (its OrderSending was lost) has no
+    # intent record to cancel through: the sweep cancels it by client order id.
+    venue = make_venue()
+    async with running(venue) as system:
+        await ready_for_entries(system)
+        coid = client_order_id("sc", "lost-entry", Role.ENTRY, 0)
+        order = venue.engine.create_order(
+            limit(Side.BUY, "0.002", "50000", coid), trio.current_time()
+        )
+        await system.journal.append(OrderAdopted("adopted:lost", "adopt-test", coid, order, "test"))
+        await system.halt("news")
+        await until(lambda: system.journal.state.orders[coid].is_terminal)
+        cancels = _events(system, CancelRequested)
+    assert coid in _user_cancels(venue)
+    assert [(c.intent_id, c.client_order_id, c.reason) for c in cancels] == [
+        ("adopted:lost", coid, "halt:operator")
+    ]

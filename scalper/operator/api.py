@@ -161,6 +161,18 @@ def _reason(_inst: object, attribute: "attrs.Attribute[str]", value: str) -> Non
         raise CoreValueError(attribute.name, "must be valid Unicode (no lone surrogates)")
 
 
+def _journal_safe_ids(_inst: object, _attribute: "attrs.Attribute[Intent]", value: Intent) -> None:
+    # Core's Intent only requires a non-empty id; the journal's id columns refuse control
+    # characters, lone surrogates and very long text. An id the journal cannot store would
+    # fail inside the Router (after acceptance), so it is refused here, naming the field.
+    for name in ("intent_id", "correlation_id"):
+        try:
+            _intent_id(None, getattr(attrs.fields(Intent), name), getattr(value, name))
+        except CoreValueError as exc:
+            # Raised from the submission's own validator: name the nested field.
+            raise CoreValueError(f"intent.{exc.field}", exc.reason) from None
+
+
 @attrs.frozen
 class IntentSubmission:
     """The body of ``POST /intents``.
@@ -173,7 +185,7 @@ class IntentSubmission:
         reference_price: the price used for a market entry's notional caps.
     """
 
-    intent: Intent
+    intent: Intent = attrs.field(validator=_journal_safe_ids)
     confidence: float = attrs.field(default=1.0, validator=_unit_interval)
     reference_price: Decimal | None = attrs.field(default=None, validator=_positive_or_none)
 

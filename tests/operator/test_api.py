@@ -500,6 +500,9 @@ async def test_unfreeze_and_cancel_need_the_token(
         ("/cancel", {"intent_id": "i" * 129, "reason": "x"}, "intent_id", "128"),
         ("/cancel", {"intent_id": ["op1"], "reason": "x"}, "intent_id", ""),
         ("/cancel", {"intent_id": "op1", "reason": "x", "all": True}, "all", "unknown"),
+        # A lone surrogate survives JSON decoding but no journal column can store it.
+        ("/cancel", {"intent_id": "\ud800", "reason": "x"}, "intent_id", "surrogate"),
+        ("/unfreeze", {"symbol": BTC, "reason": "\ud800"}, "reason", "surrogate"),
     ],
 )
 async def test_bad_unfreeze_and_cancel_bodies_name_the_field(
@@ -621,3 +624,32 @@ async def test_unfreeze_refused_while_the_cause_holds_then_accepted(autojump_clo
         "unfrozen": True,
     }
     assert lifts == [{"frozen": False, "reason": "checked the venue", "symbol": BTC}]
+
+
+@pytest.mark.parametrize(
+    ("intent_id", "field", "words", "link"),
+    [
+        ("a\u0000b", "intent.intent_id", "control", ""),
+        ("\ud800", "intent.intent_id", "surrogate", ""),
+        ("i" * 129, "intent.intent_id", "128", "i" * 128),  # truncated, still a usable link
+    ],
+)
+async def test_an_intent_id_the_journal_cannot_store_is_refused_at_the_door(
+    autojump_clock, intent_id, field, words, link
+) -> None:
+    # Core's Intent accepts any non-empty id; such an id used to reach the Router, fail its
+    # journal append after acceptance and leave the request waiting for a receipt forever.
+    async with running(make_venue()) as system:
+        app = app_for(system)
+        await ready_for_entries(system)
+        with trio.fail_after(30):
+            reply = await asgi_call(
+                app, "POST", "/intents", json_body=intent_body(intent_id), token=TOKEN
+            )
+        await trio.sleep(5)
+        restarts = dict(system.supervisor.restart_counts)
+        [bad] = invalid_inputs(system)
+    assert reply.status == 400
+    assert (reply.json()["field"], words in reply.json()["detail"]) == (field, True)
+    assert set(restarts.values()) == {0}
+    assert bad.intent_id == link
