@@ -437,9 +437,7 @@ class _Run:
         mid = self.engine.quote(SYMBOL).mid
         if offset_bps is None:
             return Intent(intent_id=intent_id, symbol=SYMBOL, side=side, quantity=quantity), mid
-        away = Decimal(str(offset_bps)) / Decimal(10_000)
-        raw = mid * (1 - away) if side is Side.BUY else mid * (1 + away)
-        price = (raw / _TICK).quantize(Decimal(1), rounding=ROUND_DOWN) * _TICK
+        price = _away_from(mid, side, offset_bps)
         intent = Intent(
             intent_id=intent_id,
             symbol=SYMBOL,
@@ -494,10 +492,7 @@ class _Run:
         self._note("world", f"cancelled behind our back ({which}): {cancelled or 'nothing'}")
 
     def _plant(self, step: PlantOrphan) -> None:
-        mid = self.engine.quote(SYMBOL).mid
-        away = Decimal(str(step.offset_bps)) / Decimal(10_000)
-        raw = mid * (1 - away) if step.side is Side.BUY else mid * (1 + away)
-        price = (raw / _TICK).quantize(Decimal(1), rounding=ROUND_DOWN) * _TICK
+        price = _away_from(self.engine.quote(SYMBOL).mid, step.side, step.offset_bps)
         coid = step.client_order_id or client_order_id(
             self.config.prefix, step.for_intent, step.role
         )
@@ -659,6 +654,13 @@ class _Run:
                 for e in unclean[-20:]
             ],
         }
+
+
+def _away_from(mid: Decimal, side: Side, offset_bps: float) -> Decimal:
+    """A price ``offset_bps`` on the passive side of ``mid`` (below for a buy), on the tick."""
+    away = Decimal(str(offset_bps)) / Decimal(10_000)
+    raw = mid * (1 - away) if side is Side.BUY else mid * (1 + away)
+    return (raw / _TICK).quantize(Decimal(1), rounding=ROUND_DOWN) * _TICK
 
 
 def _first_leaf(group: BaseExceptionGroup[ProcessCrash]) -> BaseException:
