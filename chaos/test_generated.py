@@ -4,10 +4,20 @@ The schedule and the script are data (lists of :class:`FaultSpec` and plan steps
 opaque seed, so a failure shrinks to the smallest schedule and script that still break an
 invariant, and prints as a literal that replays. The property is the safety and
 quiescence checks only: a random schedule is not promised to move the posture.
+
+How many examples: the hypothesis profile ``scalper-chaos-ci`` (8 derandomized examples,
+sized for CI: each example is a whole 1000 s run) unless ``SCALPER_CHAOS_EXAMPLES=N`` is
+set, which selects ``scalper-chaos-wide``: the same settings with ``N`` examples (still
+derandomized, so a failure found with ``N`` replays with the same ``N``). The profile
+is applied to this test only, never loaded globally, so the rest of the suite keeps its
+own hypothesis settings.
 """
 
+import os
+from collections.abc import Mapping
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +49,50 @@ _REQUEST_KINDS = (
 )
 _STREAM_KINDS = ("STREAM_DUPLICATE", "STREAM_DROP", "STREAM_DISCONNECT")
 _INTENTS = ("g-1", "g-2", "g-3", "g-4")
+
+#: The environment variable that widens the search (see the module docstring).
+EXAMPLES_ENV = "SCALPER_CHAOS_EXAMPLES"
+#: Examples per CI run: each is a full chaos run of about a second of real time.
+CI_EXAMPLES = 8
+
+
+def examples_from_env(environ: Mapping[str, str]) -> int | None:
+    """The example count ``SCALPER_CHAOS_EXAMPLES`` asks for, or None when it is unset.
+
+    Raises:
+        ValueError: naming the variable, for anything but a positive integer (a typo must
+            not silently fall back to the CI-sized run someone meant to widen).
+    """
+    raw = environ.get(EXAMPLES_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{EXAMPLES_ENV} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{EXAMPLES_ENV} must be a positive integer, got {raw!r}")
+    return value
+
+
+settings.register_profile(
+    "scalper-chaos-ci",
+    max_examples=CI_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def chaos_settings(environ: Mapping[str, str]) -> settings:
+    """The settings for the generated-schedule test: CI-sized unless the env widens them."""
+    wanted = examples_from_env(environ)
+    if wanted is None:
+        return settings.get_profile("scalper-chaos-ci")
+    settings.register_profile(
+        "scalper-chaos-wide", settings.get_profile("scalper-chaos-ci"), max_examples=wanted
+    )
+    return settings.get_profile("scalper-chaos-wide")
 
 
 @st.composite
@@ -74,12 +128,27 @@ def steps(draw: st.DrawFn) -> Step:
     return Halt(at) if draw(st.booleans()) else Resume(at)
 
 
-@settings(
-    max_examples=8,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+def test_the_ci_profile_is_the_default_and_the_env_widens_it():
+    ci = chaos_settings({})
+    assert ci.max_examples == CI_EXAMPLES
+    assert ci.derandomize
+    assert ci.deadline is None
+    wide = chaos_settings({EXAMPLES_ENV: " 40 "})
+    assert wide.max_examples == 40
+    # Everything but the count is inherited: the wide run is the same search, longer.
+    assert wide.derandomize
+    assert wide.deadline is None
+    assert set(wide.suppress_health_check) == set(ci.suppress_health_check)
+    assert chaos_settings({EXAMPLES_ENV: ""}).max_examples == CI_EXAMPLES
+
+
+@pytest.mark.parametrize("raw", ["forty", "0", "-3", "4.5"])
+def test_a_bad_example_count_is_refused_naming_the_variable(raw):
+    with pytest.raises(ValueError, match=EXAMPLES_ENV):
+        chaos_settings({EXAMPLES_ENV: raw})
+
+
+@chaos_settings(os.environ)
 @given(
     schedule=st.lists(faults(), max_size=4),
     script=st.lists(steps(), min_size=1, max_size=8),

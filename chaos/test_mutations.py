@@ -7,10 +7,13 @@ exists to prevent. If one of these tests fails, the gate has gone blind to that 
 """
 
 from collections.abc import Callable
+from typing import Any
 
-from scalper.actors.protection import leg_coverage
+import attrs
+
 from scalper.chaos.runner import ChaosResult, RunOptions, run_scenario
 from scalper.chaos.scenarios import SCENARIOS
+from scalper.core.protection import Coverage, RefreshDecision, RefreshPolicy
 from scalper.messages import SubmitIntent
 from scalper.system import System
 
@@ -41,21 +44,38 @@ def test_a_blind_resend_after_a_timeout_is_caught() -> None:
 
 
 def test_a_stop_not_resized_after_a_further_fill_is_caught() -> None:
-    # The ProtectionManager places the first stop but ignores every later fill of the leg.
+    # The ProtectionManager's resize policy never refreshes a stop once one exists: the
+    # first fill is protected, every later fill of the leg is left uncovered at the venue.
+    # (The gap tracker still sees the truth, so the posture escalates; that is the system's
+    # own defence, and the gate must still name the broken promise: I9.)
+    class FirstStopOnly:
+        def __init__(self, policy: RefreshPolicy) -> None:
+            self._policy = policy
+
+        def decide(self, coverage: Coverage, now: float, **kw: Any) -> RefreshDecision:
+            decision = self._policy.decide(coverage, now, **kw)
+            if coverage.covered_qty > 0:
+                return attrs.evolve(decision, refresh=False)
+            return decision
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._policy, name)
+
     def mutate(system: System) -> None:
         protection = system.protection
-        original = protection._assess
+        assess = protection._assess
 
-        async def first_stop_only(leg, trigger, nursery) -> None:
-            coverage, _pending = leg_coverage(protection._journal.state, leg)
-            if coverage.covered_qty > 0:
-                return
-            await original(leg, trigger, nursery)
+        async def assess_with_broken_policy(leg: Any, trigger: str, nursery: Any) -> None:
+            # run() builds a fresh policy at every (re)start: break the one in use.
+            if not isinstance(protection._policy, FirstStopOnly):
+                protection._policy = FirstStopOnly(protection._policy)  # type: ignore[assignment]
+            await assess(leg, trigger, nursery)
 
-        protection._assess = first_stop_only  # type: ignore[method-assign]
+        protection._assess = assess_with_broken_policy  # type: ignore[method-assign]
 
     result = _run_broken("dribble-fills", mutate)
-    assert "I9.covered_at_quiescence" in _checks(result), result.violations
+    assert "I9.gap_within_ttl" in _checks(result), result.violations
+    assert "I9.covered_at_quiescence" in _checks(result)
 
 
 def test_an_exit_blocked_by_posture_is_caught() -> None:

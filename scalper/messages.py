@@ -38,6 +38,7 @@ from scalper.core.intents import Intent
 from scalper.core.model import Fill, OrderRequest, VenueOrder
 from scalper.core.posture import GuardKnobs
 from scalper.core.reconcile import RepairAction
+from scalper.core.strict_json import loads_strict
 from scalper.core.types import PositionSide
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "CancelIntent",
     "CancelRequested",
     "CancelResolved",
+    "DayStartEquity",
     "DeadmanChanged",
     "DeadmanFailed",
     "Event",
@@ -178,10 +180,6 @@ def canonical_json(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 _T = TypeVar("_T")
@@ -596,6 +594,23 @@ class HaltChanged:
 
 
 @attrs.frozen
+class DayStartEquity:
+    """The account equity at the start of a UTC day: the kill switch's daily-loss base.
+
+    Journaled by the BeliefController for the first equity it reads at or after each UTC
+    midnight of the injected wall clock, and read back by a restarted controller, so the
+    day's loss is measured from the same start across restarts. ``utc_day`` counts days
+    since 1970-01-01 (``date`` is the same day, ISO, for people); ``peak_equity`` is the
+    highest equity known at that moment (the drawdown trigger's base).
+    """
+
+    utc_day: int
+    date: str
+    equity: Decimal
+    peak_equity: Decimal
+
+
+@attrs.frozen
 class ActorCrashed:
     """A supervised actor raised; the supervisor restarts it after ``restart_in_s``."""
 
@@ -713,6 +728,8 @@ class ReplaceStepped:
     actions: tuple[str, ...]
     reason: str
     fill_qty: Decimal
+    #: The step met an unknown outcome (it counts against the symbol's ambiguity budget).
+    ambiguous: bool = False
 
 
 @attrs.frozen
@@ -793,6 +810,7 @@ Event = (
     | DeadmanChanged
     | DeadmanFailed
     | StartupPhase
+    | DayStartEquity
 )
 
 _EVENT_CLASSES: Final[tuple[type[Any], ...]] = (
@@ -834,6 +852,7 @@ _EVENT_CLASSES: Final[tuple[type[Any], ...]] = (
     DeadmanChanged,
     DeadmanFailed,
     StartupPhase,
+    DayStartEquity,
 )
 
 
@@ -874,8 +893,8 @@ def decode_event(type_: str, payload: str) -> Event:
     if cls is None:
         raise MessageError(f"unknown event type {type_!r}")
     try:
-        data = json.loads(payload, parse_constant=_reject_constant)
-    except ValueError as exc:
+        data = loads_strict(payload)
+    except (ValueError, RecursionError) as exc:
         raise MessageError(f"invalid {type_} payload: {exc}") from None
     event: Event = structure(data, cls)
     return event

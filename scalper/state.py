@@ -50,6 +50,7 @@ Time inside the fold is the journal's wall-clock stamp, made non-decreasing (a w
 may step back across a restart; the fold must not).
 """
 
+import collections
 import enum
 import hashlib
 from collections.abc import Callable, Iterable
@@ -101,6 +102,8 @@ from scalper.messages import (
     PositionSynced,
     PostureChanged,
     ReconcileCompleted,
+    ReplaceAdmitted,
+    ReplaceStepped,
     Resolution,
     RetryScheduled,
     SymbolFrozen,
@@ -121,6 +124,7 @@ from scalper.store.records import (
 __all__ = [
     "AccountState",
     "DuplicateFill",
+    "IntentFate",
     "IntentRecord",
     "IntentStatus",
     "LegRecord",
@@ -200,6 +204,8 @@ _OPEN_NOW_KINDS = frozenset(
 #: Tracker states that mean "on the book".
 _OPEN_STATES = frozenset({OrderState.LIVE, OrderState.PARTIALLY_FILLED})
 #: Reasons the tracker gives for discarding old evidence.
+#: How many replace-budget spendings the state keeps (the seed budget admits 20 per 300 s).
+_REPLACE_SPENT_KEPT = 256
 _STALE_REASONS = frozenset({"stale_observation", "behind_local_fills"})
 #: Closed statuses an order can really end in (not ABSENT or REJECTED, which never rested).
 _CLOSED_AFTER_EXISTING = frozenset({LedgerState.FILLED, LedgerState.CANCELED, LedgerState.EXPIRED})
@@ -215,6 +221,24 @@ class IntentStatus(enum.StrEnum):
     OPEN = "open"
     DONE = "done"
     REJECTED = "rejected"
+
+
+class IntentFate(enum.StrEnum):
+    """What the journal says became of an intent's newest order (:meth:`AccountState.intent_fate`).
+
+    ``PENDING``: nothing settled yet (not sent, being resolved, or the next generation is
+    coming). ``REJECTED``: refused by the venue, or every generation proven never placed.
+    ``PROVEN``: the order exists (a -4116 duplicate-id answer) but its status is unknown.
+    ``LIVE``: acknowledged and working. ``FILLED``: fully filled. ``CLOSED``: it existed
+    and was closed by the venue (cancelled, expired, vanished after existing).
+    """
+
+    PENDING = "pending"
+    REJECTED = "rejected"
+    PROVEN = "proven"
+    LIVE = "live"
+    FILLED = "filled"
+    CLOSED = "closed"
 
 
 @attrs.define
@@ -363,8 +387,20 @@ class AccountState:
     backfills: dict[str, int] = attrs.Factory(dict)
     #: Last fill price per symbol (a price hint when a leg's entry is unknown).
     last_price: dict[str, Decimal] = attrs.Factory(dict)
+    #: The latest replace-budget spending, ``(wall_ms, symbol, ambiguous)`` oldest first: an
+    #: admitted replace, or an unknown outcome one met. A restarted ReplaceManager seeds
+    #: its sliding windows from it (bounded: far more than any window admits).
+    replace_spent: collections.deque[tuple[int, str, bool]] = attrs.Factory(
+        lambda: collections.deque(maxlen=_REPLACE_SPENT_KEPT)
+    )
     _now_ms: int = 0
     _created_ms: dict[str, int] = attrs.Factory(dict)
+    #: (symbol, venue order id) -> our client order id, for trades that carry no client id.
+    _by_venue_id: dict[tuple[str, str], str] = attrs.Factory(dict)
+    #: Client order ids of the orders not known to be terminal. Kept up to date for every
+    #: order an event touches, so reading the live orders costs the live ones, not every
+    #: order the journal ever held (a day of scalping is thousands).
+    _live: set[str] = attrs.Factory(set)
 
     # ----------------------------------------------------------------- reads
 
@@ -392,6 +428,57 @@ class AccountState:
         rec = self.intents.get(order.intent_id)
         return None if rec is None else rec.reference_price
 
+    def order_by_venue_id(self, symbol: str, venue_order_id: str) -> OrderRecord | None:
+        """Our order that the venue numbers ``venue_order_id`` on ``symbol``, if known.
+
+        Binance's REST trade history carries the venue's order id but no client order id;
+        this is how a backfilled trade finds its order without scanning every order.
+        """
+        coid = self._by_venue_id.get((symbol, venue_order_id))
+        return None if coid is None else self.orders.get(coid)
+
+    def unnumbered_orders(self, symbol: str) -> list[OrderRecord]:
+        """Possibly-live orders on ``symbol`` whose venue order id the journal lacks.
+
+        These are the orders a trade without a client order id could belong to (a create
+        whose outcome was never journaled: SENDING or UNKNOWN after a crash or a timeout).
+        """
+        return [
+            o for o in self.live_orders() if o.venue_order_id is None and o.request.symbol == symbol
+        ]
+
+    def intent_fate(self, intent_id: str) -> IntentFate:
+        """What became of the intent's newest order, as the journal shows it.
+
+        One reading for every actor that waits on an order it had the Router send (the
+        ProtectionManager's stops, the ReplaceManager's new order), so they cannot disagree
+        about when an order counts as placed, refused or gone.
+        """
+        rec = self.intents.get(intent_id)
+        orders = self.orders_for_intent(intent_id)
+        if not orders:
+            rejected = rec is not None and rec.status is IntentStatus.REJECTED
+            return IntentFate.REJECTED if rejected else IntentFate.PENDING
+        newest = orders[-1]
+        order_state = newest.order_state
+        qty = newest.request.quantity
+        if order_state is OrderState.FILLED or (qty is not None and newest.filled_qty >= qty):
+            return IntentFate.FILLED
+        if newest.ledger_state is LedgerState.ABSENT:
+            # Proven never placed: the Router sends the next generation or rejects the
+            # intent; until it says which, nothing is settled.
+            rejected = rec is not None and rec.status is IntentStatus.REJECTED
+            return IntentFate.REJECTED if rejected else IntentFate.PENDING
+        if newest.ledger_state is LedgerState.REJECTED:
+            return IntentFate.REJECTED
+        if newest.is_terminal:
+            return IntentFate.CLOSED
+        if order_state is OrderState.STATUS_UNKNOWN:
+            return IntentFate.PROVEN
+        if newest.is_unresolved or order_state is OrderState.PENDING:
+            return IntentFate.PENDING
+        return IntentFate.LIVE
+
     def orders_for_intent(self, intent_id: str) -> list[OrderRecord]:
         """The intent's orders, oldest generation first."""
         rec = self.intents.get(intent_id)
@@ -401,7 +488,7 @@ class AccountState:
 
     def live_orders(self) -> list[OrderRecord]:
         """Orders not known to be terminal (possibly live), in client-order-id order."""
-        return [o for _, o in sorted(self.orders.items()) if not o.is_terminal]
+        return [self.orders[c] for c in sorted(self._live)]
 
     def unresolved_orders(self) -> list[OrderRecord]:
         """Orders in SENDING or UNKNOWN: the Router must resolve them by evidence."""
@@ -709,9 +796,22 @@ class AccountState:
                     extra.append(SetCursor(f"trades:{event.symbol}", event.cursor))
             case ActorCrashed():
                 self._bump("actor_crashes")
+            case ReplaceAdmitted():
+                if event.decision == "replace":
+                    self.replace_spent.append((self._now_ms, event.symbol, False))
+            case ReplaceStepped():
+                rec = self.intents.get(event.intent_id)  # the replaced (old) intent
+                if event.ambiguous and rec is not None and rec.intent is not None:
+                    self.replace_spent.append((self._now_ms, rec.intent.symbol, True))
             case _:
                 pass  # events with no bearing on the account (gaps, backfill summaries, ...)
         self._settle_intents(touched)
+        for coid in touched:
+            order = self.orders.get(coid)
+            if order is None or order.is_terminal:
+                self._live.discard(coid)
+            else:
+                self._live.add(coid)
         ops: list[LedgerOp] = [
             UpsertLedger(self.orders[c].ledger_row(self.incarnation, self._created_ms[c]))
             for c in dict.fromkeys(touched)
@@ -720,6 +820,20 @@ class AccountState:
         return (*ops, *extra)
 
     # ----------------------------------------------------------------- helpers
+
+    def _number(self, order: OrderRecord, venue_order_id: str | None) -> None:
+        """Record the venue's order id for ``order`` (the first one reported sticks)."""
+        if not venue_order_id or order.venue_order_id is not None:
+            return
+        order.venue_order_id = venue_order_id
+        key = (order.request.symbol, venue_order_id)
+        holder = self._by_venue_id.setdefault(key, order.client_order_id)
+        if holder != order.client_order_id:
+            # The venue numbers orders uniquely per symbol; two of ours under one number is
+            # evidence that cannot both be true. Trades keep linking to the first holder.
+            self._contradiction(
+                order.client_order_id, f"venue order id {venue_order_id} already held by {holder}"
+            )
 
     def _bump(self, name: str, by: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + by
@@ -836,7 +950,7 @@ class AccountState:
         if order is None:
             self._bump("observed_foreign_orders")
             return
-        order.venue_order_id = venue.order_id or order.venue_order_id
+        self._number(order, venue.order_id)
         pushed = pushed or kind is OrderEventKind.ACK
         if order.tracker is None:
             self._observe_untracked(order, venue, pushed=pushed)
@@ -971,6 +1085,9 @@ class AccountState:
         if order is None:
             self.foreign_fills += 1
         else:
+            # A trade of the order is evidence of its venue id too (the create's outcome may
+            # still be unjournaled when a backfill links the trade to it).
+            self._number(order, fill.order_id)
             order.filled_qty += fill.quantity
             if order.missing_backfill_mark is not None:
                 # Only backfills after its last fill show that no further fill is missing.

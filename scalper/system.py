@@ -297,12 +297,11 @@ class System:
             protection=self.protection.repairs,
             crash_points=self.crash_points,
         )
-        knobs_send, self._knobs_receive = trio.open_memory_channel[GuardKnobs](64)
         self.belief = BeliefController(
             self.journal,
             clock=clock,
             beliefs=belief_receive,
-            knobs_out=[self.router.knobs_inbox, knobs_send],
+            knobs_out=[self.router.knobs_inbox],
             posture=posture,
             kill_switch=KillSwitch(config.kill_switch),
             config=config.belief,

@@ -367,17 +367,6 @@ async def test_a_degrade_whose_cancel_never_takes_sends_no_new_order() -> None:
     assert any(p.cause == "replace_race" for p in events_of(store, PressureRaised))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Router.cancel_order (scalper/actors/router.py, the `for attempt in range(1, "
-        "cfg.cancel_max_attempts + 1)` loop) journals RetryScheduled and sleeps the backoff "
-        "after the LAST attempt too, then gives up: the journal announces a retry that never "
-        "happens and CancelFailed(retries_exhausted) is delayed by a full backoff (up to "
-        "max_delay_s) while the order may still be live. The create path asks "
-        "RetryBudget.next() and does not have this defect."
-    ),
-)
 async def test_a_cancel_that_never_takes_schedules_no_retry_after_its_last_attempt() -> None:
     base = fast_config()
     config = fast_config(router=attrs.evolve(base.router, cancel_max_attempts=2))
@@ -651,19 +640,6 @@ async def test_kill_and_restart_on_the_same_journal_and_exchange(tmp_path: Path)
     assert not any(intent_digest("ghost-entry") in i for i in r.intents)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "EvidenceCollector._apply_fill (scalper/actors/evidence.py) links a REST trade, which "
-        "carries no clientOrderId on Binance, to our order only through the order's "
-        "venue_order_id; an order whose create outcome was never journaled (SENDING/UNKNOWN "
-        "after a crash or an ambiguous create) has none yet, so a backfill that runs before "
-        "the Router's resolution journals its fill with intent_id='' and client_order_id='' "
-        "(counted as a foreign fill), and nothing re-links it once OrderResolved reveals the "
-        "venue order id: the order ends FILLED with filled_qty 0 and the intent's story lacks "
-        "its fill."
-    ),
-)
 async def test_a_fill_found_before_its_order_is_resolved_is_attributed_to_its_intent(
     tmp_path: Path,
 ) -> None:

@@ -34,6 +34,7 @@ from scalper.messages import (
     CancelIntent,
     CancelRequested,
     CancelResolved,
+    DayStartEquity,
     DeadmanChanged,
     DeadmanFailed,
     Event,
@@ -504,6 +505,13 @@ EVENT_STRATEGIES: dict[str, SearchStrategy[Any]] = {
         DeadmanFailed, symbol=symbols, error=texts, consecutive=st.integers(1, 100)
     ),
     "startup_phase": st.builds(StartupPhase, phase=tags, detail=texts),
+    "day_start_equity": st.builds(
+        DayStartEquity,
+        utc_day=st.integers(0, 10**6),
+        date=texts,
+        equity=signed_decimals,
+        peak_equity=non_negative_decimals,
+    ),
 }
 
 EVENT_CLASSES: tuple[type[Any], ...] = typing.get_args(Event)
@@ -860,15 +868,24 @@ def test_json_nan_constants_are_refused(constant: str) -> None:
         '"recv_window_ms":5000', f'"recv_window_ms":{constant}'
     )
     assert constant in payload
-    with pytest.raises(MessageError, match=f"{constant.lstrip('-')} is not allowed"):
+    with pytest.raises(MessageError, match=f"contains {constant}, which is not JSON"):
         decode_event("order_sending", payload)
 
 
 def test_non_finite_float_field_is_refused():
     event = RetryScheduled("i", "c", "x", "create", 1, 0.5, "AMBIGUOUS", "timeout")
     payload = encode_event(event).replace('"delay_s":0.5', '"delay_s":1e999')
-    with pytest.raises(MessageError, match="delay_s"):
+    with pytest.raises(MessageError, match="retry_scheduled payload: number 1e999 overflows"):
         decode_event("retry_scheduled", payload)
+
+
+def test_a_repeated_key_is_refused_not_resolved_by_the_parser() -> None:
+    # json.loads would keep the last value; which one counts is parser-dependent.
+    payload = encode_event(good_sending()).replace(
+        '"recv_window_ms":5000', '"recv_window_ms":5000,"recv_window_ms":60000'
+    )
+    with pytest.raises(MessageError, match="'recv_window_ms' appears twice"):
+        decode_event("order_sending", payload)
 
 
 def test_unknown_event_type_is_refused():

@@ -57,7 +57,7 @@ from scalper.messages import (
     encode_event,
     event_type,
 )
-from scalper.state import AccountState, DuplicateFill, IntentStatus, OrderRecord
+from scalper.state import AccountState, DuplicateFill, IntentFate, IntentStatus, OrderRecord
 from scalper.store.records import InsertFill, LedgerOp, LedgerState, SetCursor, UpsertLedger
 
 PREFIX = "sc"
@@ -342,6 +342,24 @@ def test_entry_story_from_intent_to_filled_position():
     tape.assert_replays()
 
 
+def test_orders_are_found_by_venue_id_and_a_reused_venue_id_is_a_contradiction():
+    tape = Tape()
+    entry, stop = limit_buy(), market_exit()
+    placed(tape, entry)  # acked as venue order 8389765
+    assert tape.state.order_by_venue_id(BTC, "8389765") is order(tape, entry)
+    assert tape.state.order_by_venue_id(BTC, "1") is None
+    assert tape.state.order_by_venue_id("ETHUSDT", "8389765") is None  # numbered per symbol
+    tape.apply(accepted(stop))
+    tape.apply(sending(stop))
+    assert tape.state.unnumbered_orders(BTC) == [order(tape, stop)]
+    tape.apply(acked(stop, order_id="8389765"))  # the venue cannot number two orders alike
+    assert tape.state.count("contradictions") == 1
+    assert "already held by" in tape.state.contradictions[-1]
+    assert tape.state.order_by_venue_id(BTC, "8389765") is order(tape, entry)
+    assert tape.state.unnumbered_orders(BTC) == []
+    tape.assert_replays()
+
+
 def test_exit_fills_bring_the_leg_back_to_flat():
     tape = Tape()
     entry, exit_ = limit_buy(), market_exit(qty=lots(10))
@@ -576,6 +594,45 @@ def test_cancel_failed_keeps_the_order_live_and_counts():
     assert order(tape, it).cancel_failures == 1
     assert not order(tape, it).is_terminal
     assert tape.state.count("cancel_failed") == 1
+    tape.assert_replays()
+
+
+def test_intent_fate_follows_the_newest_order_through_its_story():
+    tape = Tape()
+    it, refused, dup = limit_buy(), limit_buy("i-refused"), limit_buy("i-dup")
+    fate = tape.state.intent_fate
+    assert fate("never-seen") is IntentFate.PENDING
+    tape.apply(accepted(it))
+    assert fate("i-entry") is IntentFate.PENDING  # accepted, nothing sent
+    tape.apply(sending(it))
+    assert fate("i-entry") is IntentFate.PENDING  # sent, outcome unknown
+    tape.apply(acked(it))
+    assert fate("i-entry") is IntentFate.LIVE
+    tape.apply(trade(it, "1", lots(4)))
+    assert fate("i-entry") is IntentFate.LIVE  # partly filled, still working
+    tape.apply(trade(it, "2", TEN_LOTS - lots(4)))
+    assert fate("i-entry") is IntentFate.FILLED
+    tape.apply(accepted(refused))
+    tape.apply(sending(refused))
+    tape.apply(OrderRejected("i-refused", "c-i-refused", coid(refused), "FATAL", -2019, "margin"))
+    assert fate("i-refused") is IntentFate.REJECTED
+    tape.apply(accepted(dup))
+    tape.apply(sending(dup))
+    tape.apply(
+        OrderResolved("i-dup", "c-i-dup", coid(dup), Resolution.PRESENT, "duplicate_client_id")
+    )
+    assert fate("i-dup") is IntentFate.PROVEN  # exists (-4116), status not known
+    tape.apply(
+        OrderResolved(
+            "i-dup",
+            "c-i-dup",
+            coid(dup),
+            Resolution.PRESENT,
+            "query",
+            venue(dup, VenueOrderStatus.CANCELED, order_id="77"),
+        )
+    )
+    assert fate("i-dup") is IntentFate.CLOSED
     tape.assert_replays()
 
 
@@ -1514,6 +1571,16 @@ def test_random_journals_replay_to_the_same_state_and_fills_count_once(
         ops = tape.apply(event, dt=step[5])
         inserted.extend(op.key for op in ops if isinstance(op, InsertFill))
         assert all(isinstance(op, (UpsertLedger, InsertFill, SetCursor)) for op in ops)
+        # The live-order index agrees with a scan of every order after every event.
+        assert tape.state.live_orders() == [
+            o for _, o in sorted(tape.state.orders.items()) if not o.is_terminal
+        ]
+        for o in tape.state.orders.values():
+            if o.venue_order_id is not None:
+                # (The generator numbers every order alike, so the first holder keeps it.)
+                found = tape.state.order_by_venue_id(o.request.symbol, o.venue_order_id)
+                assert found is not None
+                assert found.venue_order_id == o.venue_order_id
 
     state = tape.state
     # I5: the journal as written replays to the same state, row for row.

@@ -3,21 +3,32 @@
 Theory of operation
 -------------------
 
-The controller turns what the Reconciler found (:class:`~scalper.actors.reconciler.BeliefState`)
-and what the journal's state says about unresolved orders into core's
+The controller turns what the Reconciler found (:class:`~scalper.actors.reconciler.BeliefState`),
+what the journal's state says about unresolved orders, and what the journal stream shows
+(venue request outcomes, stream gaps, backfills) into core's
 :class:`~scalper.core.posture.BeliefDebt`, and feeds it to
-:class:`~scalper.core.posture.PostureController` on every pass and on a steady tick (ages
-grow while nothing happens). Every posture change is journaled
-(:class:`~scalper.messages.PostureChanged`) with its cause tags and the unlock conditions
-for the next step down, and the new :class:`~scalper.core.posture.GuardKnobs` are sent to
-every subscriber (the Router, strategies). Knobs limit entries only; nothing here can
+:class:`~scalper.core.posture.PostureController` on every pass, on a steady tick (ages grow
+while nothing happens) and when the journal shows a stream gap open or close. Every posture
+*mode* change is journaled (:class:`~scalper.messages.PostureChanged`) with its cause tags
+and the unlock conditions for the next step down. Knobs limit entries only; nothing here can
 block an exit (I1). Posture boots ORANGE: after a restart the system earns its way back.
 
-The kill switch (:class:`~scalper.core.kill_switch.KillSwitch`) is evaluated on each pass
-with the mismatch streak, RED posture and equity. A trip, its expiry, an operator halt and
-an operator resume are journaled as :class:`~scalper.messages.HaltChanged`; the journal's
-halts are what the Router checks, so a halt survives a restart of any actor or of the
-process. Resume needs a clean last reconcile and no active automatic trigger
+**Knobs reach the subscribers whenever their value changes**, not only on a mode change:
+core's knobs are a function of the score *and* the mode (:func:`~scalper.core.posture.knobs_for`),
+so within one mode a rising score tightens the notional, leverage, confidence floor,
+cooldown and resting-entry limits, and the Router must enforce those. After every decision
+each subscriber (the Router, strategies) is sent the current knobs if they differ, by value,
+from the last knobs it accepted; nothing is sent while they are unchanged (no flood: at most
+one send per decision, and decisions happen per tick, pass or journal trigger). A subscriber
+whose buffer is full is retried at the next decision with the then-current knobs, so the
+latest value always arrives and a stale one is never sent after a newer one.
+
+The kill switch (:class:`~scalper.core.kill_switch.KillSwitch`) is evaluated on each
+reconcile pass with the mismatch streak, RED posture, equity and the API requests and errors
+counted since the previous evaluation. A trip, its expiry, an operator halt and an operator
+resume are journaled as :class:`~scalper.messages.HaltChanged`; the journal's halts are what
+the Router checks, so a halt survives a restart of any actor or of the process. Resume needs
+a clean last reconcile and no active automatic trigger
 (:meth:`BeliefController.reconcile_blocking` is that reconcile rule, shared with
 ``System.unfreeze``).
 
@@ -29,21 +40,105 @@ could still fill into a halted account. Protective stops and exits are never tou
 which orders qualify is the hook's business, and it takes risk-increasing, non-reduce-only
 orders only.
 
+API requests and errors (the kill switch's ``api_error_burst`` / ``api_error_rate``)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+
+The controller follows the journal and counts every journaled *outcome* of a venue request
+(:func:`api_counts`): one request each, an error when the outcome's verdict reason is an API
+error by :func:`scalper.core.kill_switch.is_api_error` (429/-1003 rate limits, 418 bans,
+5xx, -1000/-1001/-1006/-1007/-1008, 408, the WAF's 403, -1021 timestamps, timeouts and
+resets, unparseable answers). A business answer is a request but never an error: -2010
+rejected, -2019 insufficient margin, filter failures, -2021 would trigger, -4116, -2011,
+-2013 "not found". Per event:
+
+====================  =====================================================================
+OrderSending          nothing: the outcome event counts the request
+OrderAcked            1 request
+OrderRejected         1 request; error if its reason (after ``retries_exhausted:``) is one
+OrderOutcomeUnknown   1 request; error if its reason is one (timeouts, 5xx: always)
+RetryScheduled        1 request (the failed attempt); error if its reason is one
+OrderResolved         1 request when settled by a query or -4116, else nothing
+OrderObserved         1 request when ``source == "query"`` (stream reports are not requests)
+CancelResolved        1 request; ``why+outcome`` evidence is an unclear cancel answer and
+                      the status query after it: 2 requests, error if ``why`` is one
+CancelFailed          ``retries_exhausted``: nothing (each attempt was a RetryScheduled);
+                      ``why+outcome``: the status query, error if ``outcome`` is one (the
+                      unclear ``why`` is counted by the RetryScheduled that follows it);
+                      a plain reason: 1 request, error if it is one
+BackfillCompleted     1 request (a trade-history read)
+ReconcileCompleted    1 request (the snapshot); an error if the snapshot failed
+DeadmanChanged        1 request; DeadmanFailed: 1 request, error if its reason is one
+====================  =====================================================================
+
+What the journal does not show is not counted: a failed backfill, collector query or routine
+dead-man heartbeat is recorded only in the evidence health (which lowers source confidence)
+or not at all. Counting starts when the controller starts; a restarted controller's window
+starts empty.
+
+Start-of-day equity (``daily_loss_limit``)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+
+:class:`~scalper.core.kill_switch.DayEquity` keeps the first equity observed at or after
+each UTC midnight of the injected wall clock (``Clock.wall_ms``) and the peak. The first
+equity of a new day is journaled as :class:`~scalper.messages.DayStartEquity`; a (re)started
+controller reads today's record back from the journal (scanning back no further than
+today's midnight), so a restart keeps the day's start and the peak journaled with it. What a
+restart loses: a peak reached after today's record (the drawdown base falls back to the
+record's peak), and, when the process was down at midnight and no record of today exists,
+the loss between midnight and the first equity read after the restart.
+
+Stream gaps
+~~~~~~~~~~~
+
+A :class:`~scalper.messages.StreamGapObserved` of at least ``stream_gap_grace_s`` means the
+user stream may have missed fills; until a :class:`~scalper.messages.BackfillCompleted` has
+been journaled after it for every symbol this controller has seen backfilled (the collector
+backfills every traded symbol at start and every routine interval; a complete REST trade
+read from the stored cursor covers the gap; with none seen yet, any one settles it), the
+debt's source confidence is capped at ``stream_gap_confidence`` and tagged
+``stream_gap_unbackfilled``: the knobs tighten at once, the mode follows if it persists,
+and recovery waits for the backfill. A short reconnect raises nothing here (the evidence
+health still records it). The collector journals a gap only once the stream is back, so
+what this measures is the time the gap's fills are unaccounted for, not the outage itself:
+while the adapter is still reconnecting, neither the journal nor the evidence health (the
+collector's heartbeat keeps an open stream fresh) has anything to show.
+
+Frozen foreign orders
+~~~~~~~~~~~~~~~~~~~~~
+
+A foreign order (``foreign_order`` / ``foreign_exit_order``) classified FREEZE on a symbol
+the journal shows frozen is a known, operator-owned condition: the Router already refuses
+entries on that symbol. Reconcile keeps reporting it on every pass, but here it does not
+count as fresh unexplained mismatch: it is left out of the mismatch streak (the kill switch's
+``reconcile_mismatch_streak`` and the debt's), of breadth, depth and the unclean age, and
+held instead as a bounded pressure (``frozen_order_pressure``, tag
+``frozen_foreign_order``) that keeps it visible in the posture's causes: someone else
+trades on the account, so entries everywhere tighten to YELLOW, but no halt and no ORANGE
+follow from it alone. The streak this
+controller uses is the reconcile streak without those mismatches: it grows on a pass with a
+*significant* other mismatch (the reconcile summary's ``violations`` say which severities
+were significant), resets on a pass whose only mismatches are operator-owned, and holds on
+one with only minor ones. Venue liquidation, ADL and settlement orders, orphans that look
+like our own orders and orphan positions keep counting in full.
+
 Debt inputs, and how they are measured:
 
 * ``unknown_intents`` / ``oldest_unknown_intent_s``: orders in SENDING or UNKNOWN, aged
   from their send time;
-* ``mismatch_streak`` and ``breadth``: the reconcile streak; mismatched symbols plus
-  unknown orders;
+* ``mismatch_streak`` and ``breadth``: the streak above; mismatched symbols plus unknown
+  orders;
 * ``depth``: unknown orders' notional over ``reference_notional`` (a market order, whose
   price we do not hold, counts as one full reference entry), at least the worst mismatch
   severity;
 * ``debt_age_s``: how long reconciles have been unclean, or the oldest unknown order;
 * ``protection_gap_s``: how long a missing or undersized protection mismatch has
   persisted on any symbol (I9);
-* ``source_confidence`` and ``contradiction_burn``: from the evidence health.
+* ``source_confidence`` and ``contradiction_burn``: from the evidence health, confidence
+  capped while a stream gap is unbackfilled;
+* ``extra_pressure``: the strongest pressure other actors raised, and frozen foreign orders.
 """
 
+import datetime
 import math
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -54,7 +149,16 @@ import trio
 from scalper.actors.journal import Journal
 from scalper.actors.reconciler import BeliefState
 from scalper.clock import Clock
-from scalper.core.kill_switch import KillReason, KillSwitch, KillSwitchInputs, KillSwitchState
+from scalper.core.kill_switch import (
+    SECONDS_PER_DAY,
+    DayEquity,
+    KillReason,
+    KillSwitch,
+    KillSwitchInputs,
+    KillSwitchState,
+    is_api_error,
+    utc_day,
+)
 from scalper.core.posture import (
     BeliefDebt,
     GuardKnobs,
@@ -62,12 +166,35 @@ from scalper.core.posture import (
     PostureDecision,
     PostureMode,
 )
-from scalper.core.reconcile import ACCOUNT, MismatchKind
+from scalper.core.reconcile import ACCOUNT, Mismatch, MismatchKind, ReconcileResult
 from scalper.core.types import ZERO
-from scalper.messages import Halt, HaltChanged, PostureChanged, PressureRaised, Resume
-from scalper.store.records import LedgerState
+from scalper.messages import (
+    BackfillCompleted,
+    CancelFailed,
+    CancelResolved,
+    DayStartEquity,
+    DeadmanChanged,
+    DeadmanFailed,
+    Event,
+    Halt,
+    HaltChanged,
+    OrderAcked,
+    OrderObserved,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    OrderResolved,
+    PostureChanged,
+    PressureRaised,
+    ReconcileCompleted,
+    Resume,
+    RetryScheduled,
+    StreamGapObserved,
+    decode_event,
+    event_type,
+)
+from scalper.store.records import JournalEntry, LedgerState
 
-__all__ = ["BeliefConfig", "BeliefController", "HaltHook", "ResumeResult"]
+__all__ = ["BeliefConfig", "BeliefController", "HaltHook", "ResumeResult", "api_counts"]
 
 #: Called with the halt's source (``operator``, ``kill_switch``) once it is journaled.
 HaltHook = Callable[[str], Awaitable[None]]
@@ -77,6 +204,26 @@ HaltHook = Callable[[str], Awaitable[None]]
 _SWEPT_SOURCES = ("operator", "kill_switch")
 
 _PROTECTION_KINDS = frozenset({MismatchKind.MISSING_PROTECTION, MismatchKind.UNDERSIZED_PROTECTION})
+
+#: Orphan reasons that name an order someone else placed on the account (not the venue's
+#: liquidation machinery, not an order that looks like ours).
+_FOREIGN_ORPHAN_REASONS = frozenset({"foreign_order", "foreign_exit_order"})
+
+#: Evidence that an OrderResolved came from a venue request (a query, or a -4116 answer).
+_REQUESTED_RESOLUTIONS = frozenset({"query", "duplicate_client_id"})
+
+_FROZEN_ORDER_TAG = "frozen_foreign_order"
+_STREAM_GAP_TAG = "stream_gap_unbackfilled"
+_DAY_START_TYPE = event_type(DayStartEquity(0, "1970-01-01", ZERO, ZERO))
+#: Journal entries read per step when looking back for today's DayStartEquity.
+_SCAN_CHUNK = 512
+
+
+def _unit(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
 @attrs.frozen
@@ -95,12 +242,24 @@ class BeliefConfig:
             (the chaos gate found every exit taken in RED that way). The Router's request
             timeout turns a send that hangs longer into an explicit UNKNOWN, which counts
             at once.
+        stream_gap_grace_s: a journaled stream gap shorter than this (a quick reconnect)
+            raises no debt here.
+        stream_gap_confidence: the source confidence cap while a longer gap's fills are not
+            yet backfilled, in [0, 1] (0.5 scores 0.3 with the default weights: YELLOW once
+            it persists; 1 disables).
+        frozen_order_pressure: the pressure, in [0, 1], held while a frozen foreign order
+            rests: 0.6 scores 0.3 with the default weights, YELLOW (tighter entry limits on
+            every symbol, entries still allowed) and never more on its own; 0 keeps only
+            the cause tag.
     """
 
     tick_s: float = 1.0
     reference_notional: Decimal = Decimal("1000")
     cancel_entries_on_halt: bool = True
     in_flight_grace_s: float = 10.0
+    stream_gap_grace_s: float = 5.0
+    stream_gap_confidence: float = 0.5
+    frozen_order_pressure: float = 0.6
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.tick_s) and self.tick_s > 0):
@@ -115,6 +274,15 @@ class BeliefConfig:
             raise ValueError(
                 f"cancel_entries_on_halt must be true or false, got {self.cancel_entries_on_halt!r}"
             )
+        grace: object = self.stream_gap_grace_s
+        if (
+            isinstance(grace, bool)
+            or not isinstance(grace, int | float)
+            or not (math.isfinite(grace) and grace >= 0)
+        ):
+            raise ValueError(f"stream_gap_grace_s must be a number >= 0, got {grace!r}")
+        _unit("stream_gap_confidence", self.stream_gap_confidence)
+        _unit("frozen_order_pressure", self.frozen_order_pressure)
 
 
 @attrs.frozen
@@ -123,6 +291,77 @@ class ResumeResult:
 
     resumed: bool
     blocking: tuple[str, ...]
+
+
+def _api(reason: str) -> int:
+    return 1 if is_api_error(reason) else 0
+
+
+def api_counts(event: Event) -> tuple[int, int]:
+    """``(requests, api_errors)`` that one journaled event stands for.
+
+    The table in the module docstring is the specification; an event that records no venue
+    request is ``(0, 0)``.
+    """
+    match event:
+        case OrderAcked() | BackfillCompleted() | DeadmanChanged():
+            return (1, 0)
+        case OrderRejected() | OrderOutcomeUnknown() | RetryScheduled():
+            return (1, _api(event.reason))
+        case DeadmanFailed():
+            return (1, _api(event.error))
+        case OrderResolved():
+            return (1, 0) if event.evidence in _REQUESTED_RESOLUTIONS else (0, 0)
+        case OrderObserved():
+            return (1, 0) if event.source == "query" else (0, 0)
+        case CancelResolved():
+            why, joined, _ = event.evidence.partition("+")
+            return (2, _api(why)) if joined else (1, 0)
+        case CancelFailed():
+            if event.reason == "retries_exhausted":
+                return (0, 0)
+            _, joined, outcome = event.reason.partition("+")
+            return (1, _api(outcome if joined else event.reason))
+        case ReconcileCompleted():
+            failed = any(m.startswith(f"{MismatchKind.SNAPSHOT_FAILED}:") for m in event.mismatches)
+            return (1, 1 if failed else 0)
+        case _:
+            return (0, 0)
+
+
+def _operator_owned(mismatch: Mismatch, frozen_symbols: frozenset[str]) -> bool:
+    """A foreign order reconcile chose to FREEZE, on a symbol the journal shows frozen."""
+    return (
+        mismatch.kind is MismatchKind.ORPHAN_VENUE_ORDER
+        and mismatch.symbol in frozen_symbols
+        and "action_freeze" in mismatch.reasons
+        and not _FOREIGN_ORPHAN_REASONS.isdisjoint(mismatch.reasons)
+    )
+
+
+def _significant_among(result: ReconcileResult, subset: tuple[Mismatch, ...]) -> bool:
+    """True if ``subset`` holds a mismatch the reconcile counted toward its streak.
+
+    Reconcile counts the mismatches at or above its ``streak_min_severity`` as violations;
+    those are exactly the ``violations`` most severe ones (equal severities are counted
+    alike), so the threshold is the ``violations``-th largest severity.
+    """
+    violations = result.summary.violations
+    if violations <= 0 or not subset:
+        return False
+    severities = sorted((m.severity for m in result.mismatches), reverse=True)
+    threshold = severities[min(violations, len(severities)) - 1]
+    return any(m.severity >= threshold for m in subset)
+
+
+@attrs.define
+class _StreamGap:
+    """A journaled stream gap whose fills are not yet backfilled on every symbol."""
+
+    reason: str
+    duration_s: float
+    #: Symbols still owing a backfill; empty means any symbol's backfill settles it.
+    symbols: set[str]
 
 
 class BeliefController:
@@ -135,7 +374,8 @@ class BeliefController:
         knobs_out: where new knobs go (the Router's knobs inbox, strategies).
         posture: core's posture controller (boots in its configured boot mode).
         kill_switch: core's kill switch.
-        config: tick, depth unit, and whether a halt cancels resting entries.
+        config: tick, depth unit, whether a halt cancels resting entries, stream-gap and
+            frozen-order handling.
         protection_gap: the ProtectionManager's current gap (seconds), if one runs.
         on_halt: called with the source when an operator or kill-switch halt becomes active
             (and on start while one holds), if ``config.cancel_entries_on_halt``.
@@ -161,6 +401,8 @@ class BeliefController:
         self._clock = clock
         self._beliefs = beliefs
         self._knobs_out = knobs_out
+        #: The knobs each subscriber last accepted (None: nothing yet).
+        self._delivered: list[GuardKnobs | None] = [None] * len(knobs_out)
         self.posture = posture
         self.kill_switch = kill_switch
         self._config = config or BeliefConfig()
@@ -169,55 +411,171 @@ class BeliefController:
         self.last_debt = BeliefDebt()
         self._unclean_since: float | None = None
         self._gap_since: dict[str, float] = {}
-        self._day_start_equity: Decimal | None = None
-        self._peak_equity: Decimal | None = None
-        self._equity: Decimal | None = None
+        #: The mismatch streak without operator-owned mismatches (module docstring).
+        self.mismatch_streak = 0
+        self._unexplained: tuple[Mismatch, ...] = ()
+        #: Symbols whose frozen foreign orders the last pass reported.
+        self.frozen_order_symbols: tuple[str, ...] = ()
+        self.day_equity = DayEquity()
+        #: API requests and errors journaled since the last kill-switch evaluation.
+        self.pending_api_requests = 0
+        self.pending_api_errors = 0
+        self._stream_gaps: list[_StreamGap] = []
+        #: Symbols whose trade backfills this controller has seen journaled.
+        self._backfilled_symbols: set[str] = set()
 
     @property
     def knobs(self) -> GuardKnobs:
         """The current entry limits."""
         return self.posture.knobs
 
+    @property
+    def stream_gap_open(self) -> bool:
+        """True while a journaled stream gap's fills are not yet backfilled everywhere."""
+        return bool(self._stream_gaps)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Consume beliefs and tick until cancelled."""
-        now = self._clock.now()
-        operator = self._journal.state.halts.get("operator")
-        if operator is not None:
-            # The halt is durable: a restarted controller re-arms it from the journal.
-            self.kill_switch.operator_halt(now, operator)
-        for source in _SWEPT_SOURCES:
-            if source in self._journal.state.halts:
-                # The process (or this actor) may have died between journaling the halt and
-                # cancelling the resting entries: sweep again (cancels are idempotent).
-                await self._halt_activated(source)
-        await self._publish(self.posture.knobs)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._tick_loop)
-            task_status.started()
-            async for belief in self._beliefs:
-                self.last_belief = belief
-                await self._update(belief)
+        """Consume beliefs and the journal, and tick, until cancelled."""
+        subscription = self._journal.subscribe("belief")
+        try:
+            now = self._clock.now()
+            self._restore_day_equity()
+            operator = self._journal.state.halts.get("operator")
+            if operator is not None:
+                # The halt is durable: a restarted controller re-arms it from the journal.
+                self.kill_switch.operator_halt(now, operator)
+            for source in _SWEPT_SOURCES:
+                if source in self._journal.state.halts:
+                    # The process (or this actor) may have died between journaling the halt
+                    # and cancelling the resting entries: sweep again (cancels are idempotent).
+                    await self._halt_activated(source)
+            # A (re)started controller owes every subscriber the current knobs.
+            self._delivered = [None] * len(self._knobs_out)
+            self._deliver()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._tick_loop)
+                nursery.start_soon(self._follow_journal, subscription.receive)
+                task_status.started()
+                async for belief in self._beliefs:
+                    self.last_belief = belief
+                    await self._update(belief)
+        finally:
+            subscription.receive.close()
 
     async def _tick_loop(self) -> None:
         while True:
             await trio.sleep(self._config.tick_s)
             await self._update(None)
 
-    async def _publish(self, knobs: GuardKnobs) -> None:
-        for send in self._knobs_out:
+    def _deliver(self) -> None:
+        """Send the current knobs to every subscriber that has not accepted them yet."""
+        knobs = self.posture.knobs
+        for i, send in enumerate(self._knobs_out):
+            if self._delivered[i] == knobs:
+                continue
             try:
                 send.send_nowait(knobs)
             except trio.WouldBlock:
-                # A subscriber behind on knobs gets the next ones; the Router reads the
-                # latest anyway, and posture changes are journaled.
-                pass
+                # Behind: the next decision retries with the knobs current by then.
+                continue
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+                continue
+            self._delivered[i] = knobs
+
+    # ----------------------------------------------------------------- journal
+
+    async def _follow_journal(
+        self, receive: trio.MemoryReceiveChannel[tuple[JournalEntry, Event]]
+    ) -> None:
+        async for _entry, event in receive:
+            requests, errors = api_counts(event)
+            self.pending_api_requests += requests
+            self.pending_api_errors += errors
+            if isinstance(event, StreamGapObserved):
+                if self._open_stream_gap(event):
+                    await self._update(None)
+            elif isinstance(event, BackfillCompleted):
+                self._backfilled_symbols.add(event.symbol)
+                if self._backfilled(event.symbol):
+                    await self._update(None)
+
+    def _open_stream_gap(self, event: StreamGapObserved) -> bool:
+        duration = max(0.0, event.ended_at - event.started_at)
+        if duration < self._config.stream_gap_grace_s:
+            return False
+        # The symbols the collector backfills, as this controller has seen them (every
+        # symbol is backfilled at start and every routine interval). Not the journal's whole
+        # history: a symbol traded once and since dropped would hold the gap open forever.
+        symbols = set(self._backfilled_symbols)
+        self._stream_gaps.append(_StreamGap(event.reason, duration, symbols))
+        return True
+
+    def _backfilled(self, symbol: str) -> bool:
+        """Settle ``symbol`` in every open gap; True if a gap closed."""
+        still_open = []
+        for gap in self._stream_gaps:
+            if gap.symbols:
+                gap.symbols.discard(symbol)
+                if gap.symbols:
+                    still_open.append(gap)
+            # A gap that owed no particular symbol is settled by any complete backfill.
+        closed = len(still_open) < len(self._stream_gaps)
+        self._stream_gaps = still_open
+        return closed
+
+    # ----------------------------------------------------------------- day equity
+
+    def _restore_day_equity(self) -> None:
+        """Take today's journaled :class:`DayStartEquity`, if there is one (module docstring)."""
+        today = utc_day(self._clock.wall_ms() / 1000.0)
+        if self.day_equity.day is not None and self.day_equity.day >= today:
+            return  # this controller (restarted as an actor) already holds today
+        midnight_ms = today * SECONDS_PER_DAY * 1000
+        store = self._journal.store
+        last = store.last_entry()
+        hi = 0 if last is None else last.seq
+        while hi >= 1:
+            lo = max(1, hi - _SCAN_CHUNK + 1)
+            for entry in reversed(list(store.entries(lo, hi))):
+                if entry.type == _DAY_START_TYPE:
+                    record = decode_event(entry.type, entry.payload)
+                    assert isinstance(record, DayStartEquity)
+                    if record.utc_day == today and record.equity > 0:
+                        self.day_equity.restore(
+                            record.utc_day, record.equity, max(record.peak_equity, record.equity)
+                        )
+                    return
+                if entry.wall_ms < midnight_ms:
+                    return  # older than today: no record of today exists
+            hi = lo - 1
 
     # ----------------------------------------------------------------- debt
 
+    def _absorb(self, belief: BeliefState) -> None:
+        """Take one reconcile pass: the effective streak, unclean age and protection gaps."""
+        result = belief.result
+        frozen = frozenset(self._journal.state.frozen_symbols)
+        owned = tuple(m for m in result.mismatches if _operator_owned(m, frozen))
+        unexplained = tuple(m for m in result.mismatches if not _operator_owned(m, frozen))
+        if result.clean or (result.snapshot_ok and not unexplained):
+            self.mismatch_streak = 0
+        elif _significant_among(result, unexplained):
+            self.mismatch_streak += 1
+        self._unexplained = unexplained
+        self.frozen_order_symbols = tuple(sorted({m.symbol for m in owned}))
+        if not unexplained and result.snapshot_ok:
+            self._unclean_since = None
+        elif self._unclean_since is None:
+            self._unclean_since = result.now
+        gap_symbols = {m.symbol for m in result.mismatches if m.kind in _PROTECTION_KINDS}
+        for symbol in list(self._gap_since):
+            if symbol not in gap_symbols and result.snapshot_ok:
+                del self._gap_since[symbol]
+        for symbol in gap_symbols:
+            self._gap_since.setdefault(symbol, result.now)
+
     def debt(self, now: float) -> BeliefDebt:
-        """The belief debt at ``now`` from the last reconcile and the journal's state."""
+        """The belief debt at ``now`` from the last reconcile, the journal and the pressures."""
         state = self._journal.state
         wall_ms = self._clock.wall_ms()
         grace_ms = self._config.in_flight_grace_s * 1000.0
@@ -236,28 +594,14 @@ class BeliefController:
             else:
                 depth_unknown += price * qty
         belief = self.last_belief
-        streak = 0
-        mismatched: set[str] = set()
-        severity = 0.0
-        burn = 0.0
-        confidence = 1.0
-        if belief is not None:
-            result = belief.result
-            streak = result.streak
-            severity = result.max_severity
-            mismatched = {m.symbol for m in result.mismatches if m.symbol != ACCOUNT}
-            burn = belief.evidence.contradiction_burn
-            confidence = belief.evidence.confidence
-            if result.clean:
-                self._unclean_since = None
-            elif self._unclean_since is None:
-                self._unclean_since = result.now
-            gap_symbols = {m.symbol for m in result.mismatches if m.kind in _PROTECTION_KINDS}
-            for symbol in list(self._gap_since):
-                if symbol not in gap_symbols and result.snapshot_ok:
-                    del self._gap_since[symbol]
-            for symbol in gap_symbols:
-                self._gap_since.setdefault(symbol, result.now)
+        mismatched = {m.symbol for m in self._unexplained if m.symbol != ACCOUNT}
+        severity = max((m.severity for m in self._unexplained), default=0.0)
+        burn = 0.0 if belief is None else belief.evidence.contradiction_burn
+        confidence = 1.0 if belief is None else belief.evidence.confidence
+        tags: set[str] = set()
+        if self._stream_gaps:
+            confidence = min(confidence, self._config.stream_gap_confidence)
+            tags.add(_STREAM_GAP_TAG)
         age = 0.0 if self._unclean_since is None else max(0.0, now - self._unclean_since)
         gap = max((now - t for t in self._gap_since.values()), default=0.0)
         if self._protection_gap is not None:
@@ -267,23 +611,28 @@ class BeliefController:
             if until <= now:
                 del self._pressures[key]
         extra = max((sev for sev, _, _ in self._pressures.values()), default=0.0)
-        extra_tags = tuple(sorted({cause for _, _, cause in self._pressures.values()}))
+        tags.update(cause for _, _, cause in self._pressures.values())
+        if self.frozen_order_symbols:
+            extra = max(extra, self._config.frozen_order_pressure)
+            tags.add(_FROZEN_ORDER_TAG)
         return BeliefDebt(
             debt_age_s=max(age, oldest),
             breadth=len(mismatched) + len(unknown),
             depth=max(float(depth_unknown / self._config.reference_notional), severity),
             contradiction_burn=burn,
             protection_gap_s=max(0.0, gap),
-            mismatch_streak=streak,
+            mismatch_streak=self.mismatch_streak,
             source_confidence=min(1.0, max(0.0, confidence)),
             unknown_intents=len(unknown),
             oldest_unknown_intent_s=oldest if unknown else 0.0,
             extra_pressure=min(1.0, max(0.0, extra)),
-            extra_tags=extra_tags,
+            extra_tags=tuple(sorted(tags)),
         )
 
     async def _update(self, belief: BeliefState | None) -> None:
         now = self._clock.now()
+        if belief is not None:
+            self._absorb(belief)
         debt = self.debt(now)
         self.last_debt = debt
         decision = self.posture.update(debt, now)
@@ -299,7 +648,9 @@ class BeliefController:
                     knobs=decision.knobs,
                 )
             )
-            await self._publish(decision.knobs)
+        # Knobs follow the score within a mode too: every subscriber gets them on change
+        # (after a mode change is durable, like every decision acted on).
+        self._deliver()
         if belief is not None:
             await self._evaluate_kill_switch(belief, decision, now)
 
@@ -309,23 +660,39 @@ class BeliefController:
         self, belief: BeliefState, decision: PostureDecision, now: float
     ) -> None:
         equity = belief.equity
-        if equity is not None:
-            self._equity = equity
-            if self._day_start_equity is None:
-                self._day_start_equity = equity
-            self._peak_equity = max(self._peak_equity or equity, equity)
-        if self._equity is None or self._day_start_equity is None or self._peak_equity is None:
-            # Without equity the loss triggers cannot be judged; the streak still can.
+        book = self.day_equity
+        new_day = (
+            equity is not None
+            and equity.is_finite()
+            and book.observe(equity, self._clock.wall_ms() / 1000.0)
+        )
+        if (
+            new_day
+            and book.day is not None
+            and book.day_start is not None
+            and book.peak is not None
+        ):
+            # The day's base must outlive this process: a restart reads it back.
+            date = datetime.date(1970, 1, 1) + datetime.timedelta(days=book.day)
+            await self._journal.append(
+                DayStartEquity(book.day, date.isoformat(), book.day_start, book.peak)
+            )
+        if book.equity is None or book.day_start is None or book.peak is None:
+            # Without equity the loss triggers cannot be judged; the rest still can.
             equity_in = day_in = peak_in = Decimal(1)
         else:
-            equity_in, day_in, peak_in = self._equity, self._day_start_equity, self._peak_equity
+            equity_in, day_in, peak_in = book.equity, book.day_start, book.peak
+        requests, errors = self.pending_api_requests, self.pending_api_errors
+        self.pending_api_requests = self.pending_api_errors = 0
         verdict = self.kill_switch.evaluate(
             KillSwitchInputs(
                 equity=equity_in if equity_in > ZERO else Decimal(1),
                 day_start_equity=day_in if day_in > ZERO else Decimal(1),
                 peak_equity=peak_in if peak_in > ZERO else Decimal(1),
-                reconcile_mismatch_streak=belief.result.streak,
+                reconcile_mismatch_streak=self.mismatch_streak,
                 posture_red=decision.mode is PostureMode.RED,
+                api_errors=errors,
+                api_requests=requests,
             ),
             now,
         )

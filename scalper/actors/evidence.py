@@ -13,7 +13,11 @@ before anyone acts on it:
   reports a :class:`~scalper.venues.base.StreamGap` (or dies and is reopened), the gap is
   journaled, the stream source's health records it, and every traded symbol is
   **backfilled** over REST from its stored cursor, so a fill that happened during the
-  disconnect is journaled anyway.
+  disconnect is journaled anyway. A REST trade carries no client order id, so it is
+  attributed through the venue order id the journal holds; when an order of ours on the
+  symbol has no venue id yet (its create outcome is unjournaled), the venue is asked whose
+  order the trade is before it is journaled, and if it cannot say, the backfill stops before
+  that trade and retries within ``backfill_retry_s`` (never journaling it as foreign).
 * **Snapshots.** Every ``snapshot_interval_s`` (and right after a gap) open orders,
   positions and balances are read and handed to the Reconciler with the evidence health,
   as a :class:`SnapshotReady`. A failed read is handed over too: missing evidence is
@@ -44,6 +48,7 @@ from scalper.messages import (
     OrderObserved,
     StreamGapObserved,
 )
+from scalper.state import OrderRecord
 from scalper.venues.base import (
     AccountUpdate,
     OrderUpdate,
@@ -74,6 +79,8 @@ class CollectorConfig:
             line of defence for I10 besides the gap-triggered ones).
         stream_heartbeat_s: while the stream is open and quiet, the open connection counts
             as healthy evidence this often (the adapter ends or raises on a dead socket).
+        backfill_retry_s: wait before backfilling again after a backfill stopped at a trade
+            whose order could not be identified (the venue did not answer whose it is).
     """
 
     snapshot_interval_s: float = attrs.field(default=5.0, validator=positive)
@@ -83,6 +90,7 @@ class CollectorConfig:
     backfill_limit: int = 500
     backfill_interval_s: float = attrs.field(default=30.0, validator=positive)
     stream_heartbeat_s: float = attrs.field(default=10.0, validator=positive)
+    backfill_retry_s: float = attrs.field(default=1.0, validator=positive)
 
 
 @attrs.frozen
@@ -95,18 +103,21 @@ class SnapshotReady:
     error: str | None = None
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class QueryOrders:
     """Reconciler to Collector: query these orders and backfill their symbol.
 
     ``done`` is set once the backfill finished (successfully or not), so a caller can wait
-    for the evidence before acting on a position difference.
+    for the evidence before acting on a position difference; ``backfilled`` then says
+    whether the backfill read every trade (False if the read failed or stopped early at a
+    trade it could not attribute). It is the reply slot, written only by the Collector.
     """
 
     symbol: str
     client_order_ids: tuple[str, ...]
     correlation_id: str
-    done: trio.Event | None = attrs.field(default=None, eq=False)
+    done: trio.Event | None = None
+    backfilled: bool = False
 
 
 class EvidenceCollector:
@@ -146,6 +157,11 @@ class EvidenceCollector:
         self._queries = receive
         self._snapshot_now = trio.Event()
         self.backfills = 0
+        #: (symbol, venue order id) -> client order id, as the venue answered (foreign ones
+        #: too), so a foreign trade costs one query, not one per backfill.
+        self._venue_owners: dict[tuple[str, str], str] = {}
+        #: Symbols whose last backfill stopped at a trade it could not attribute.
+        self._retry_backfill: set[str] = set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Collect until cancelled. A restart resumes from the journal's cursors."""
@@ -200,7 +216,13 @@ class EvidenceCollector:
             for symbol in self._symbols:
                 await self.backfill(symbol, correlation_id=correlation_id)
             correlation_id = "routine"
-            await trio.sleep(self._config.backfill_interval_s)
+            if self._retry_backfill:
+                # A trade could not be attributed: try again soon rather than one interval
+                # later, so its fill is not missing from the journal for long.
+                await trio.sleep(self._config.backfill_retry_s)
+                correlation_id = "retry"
+            else:
+                await trio.sleep(self._config.backfill_interval_s)
 
     async def _on_event(self, event: StreamEvent) -> None:
         now = self._clock.now()
@@ -244,17 +266,17 @@ class EvidenceCollector:
         )
 
     async def _apply_fill(self, fill: Fill, source: str) -> bool:
-        """Journal a fill once; True if it was new."""
-        state = self._journal.state
-        known = state.orders.get(fill.client_order_id)
-        if known is None and fill.order_id:
-            # Binance's trade history carries no client order id: link the trade to our
-            # order by the venue's order id, so the order's fills add up (I10).
-            for order in state.orders.values():
-                if order.venue_order_id == fill.order_id and order.request.symbol == fill.symbol:
-                    known = order
-                    fill = attrs.evolve(fill, client_order_id=order.client_order_id)
-                    break
+        """Journal a fill once, attributed to its order when it is ours; True if it was new."""
+        known = self._journal.state.orders.get(fill.client_order_id)
+        if known is not None or not fill.order_id:
+            return await self._journal_fill(fill, known, source)
+        # Binance's trade history carries no client order id: find the order by its venue id.
+        linked = self._journal.state.order_by_venue_id(fill.symbol, fill.order_id)
+        if linked is not None:
+            fill = attrs.evolve(fill, client_order_id=linked.client_order_id)
+        return await self._journal_fill(fill, linked, source)
+
+    async def _journal_fill(self, fill: Fill, known: OrderRecord | None, source: str) -> bool:
         entry = await self._journal.append(
             FillApplied(
                 intent_id=known.intent_id if known else "",
@@ -264,6 +286,41 @@ class EvidenceCollector:
             )
         )
         return entry is not None
+
+    async def _link_trade(self, fill: Fill) -> Fill | None:
+        """Give a REST trade its client order id; ``None`` if that cannot be learnt now.
+
+        A trade whose venue order id the journal does not know may belong to one of our
+        orders whose create outcome was never journaled (a crash after the send, a lost
+        ack): that order has no venue id on record yet. Journaling such a trade as foreign
+        would lose its attribution for good (the intent's story, the order's filled
+        quantity), so while such orders exist on the symbol the venue is asked whose order
+        it is. A foreign answer is remembered; an error defers the trade to a later backfill.
+        """
+        state = self._journal.state
+        if fill.client_order_id or not fill.order_id:
+            return fill
+        if state.order_by_venue_id(fill.symbol, fill.order_id) is not None:
+            return fill  # _apply_fill links it from the journal's index
+        key = (fill.symbol, fill.order_id)
+        owner = self._venue_owners.get(key)
+        if owner is None:
+            if not state.unnumbered_orders(fill.symbol):
+                return fill  # every order of ours has its venue id: this trade is not ours
+            try:
+                venue_order = await call_within(
+                    self._config.request_timeout_s,
+                    Operation.QUERY,
+                    self._venue.query_order,
+                    fill.symbol,
+                    order_id=fill.order_id,
+                )
+            except VenueError as exc:
+                self.health.record_error(SourceKind.REST, self._clock.now(), exc.verdict.reason)
+                return None
+            owner = venue_order.client_order_id
+            self._venue_owners[key] = owner
+        return attrs.evolve(fill, client_order_id=owner) if owner in state.orders else fill
 
     async def _on_gap(self, gap: StreamGap) -> None:
         self.health.record_gap(
@@ -279,11 +336,13 @@ class EvidenceCollector:
 
     # ----------------------------------------------------------------- backfill
 
-    async def backfill(self, symbol: str, *, correlation_id: str) -> int:
+    async def backfill(self, symbol: str, *, correlation_id: str) -> int | None:
         """Fetch our trades on ``symbol`` from the journal's cursor; journal the new ones.
 
-        Returns the number of new fills (0 if the read failed; the failure is recorded in
-        the REST source's health and the next gap or query tries again).
+        Returns the number of new fills, or ``None`` if the backfill did not read every
+        trade: the read failed (recorded in the REST source's health; the next gap, query
+        or routine pass tries again) or it stopped at a trade it could not attribute.
+        Only a complete backfill journals :class:`~scalper.messages.BackfillCompleted`.
         """
         cursor = self._journal.state.cursors.get(f"trades:{symbol}")
         try:
@@ -297,14 +356,23 @@ class EvidenceCollector:
             )
         except VenueError as exc:
             self.health.record_error(SourceKind.REST, self._clock.now(), exc.verdict.reason)
-            return 0
+            return None
         self.health.observe(SourceKind.REST, self._clock.now())
         self.health.observe(SourceKind.FILLS, self._clock.now())
         new = 0
         for fill in fills:
-            if await self._apply_fill(fill, "backfill"):
+            linked = await self._link_trade(fill)
+            if linked is None:
+                # Whose trade this is could not be learnt: stop before it. The fills before
+                # it are journaled (re-reading them is harmless), the cursor stays where it
+                # was and no BackfillCompleted is journaled, because a backfill that skipped
+                # a trade proves nothing about missing fills. The next pass retries soon.
+                self._retry_backfill.add(symbol)
+                return None
+            if await self._apply_fill(linked, "backfill"):
                 new += 1
                 self._crash.check(CrashPoint.MID_FILL)
+        self._retry_backfill.discard(symbol)
         last = fills[-1].trade_id if fills else cursor
         self.backfills += 1
         await self._journal.append(
@@ -387,7 +455,8 @@ class EvidenceCollector:
                     )
                 )
             try:
-                await self.backfill(request.symbol, correlation_id=request.correlation_id)
+                new = await self.backfill(request.symbol, correlation_id=request.correlation_id)
+                request.backfilled = new is not None
             finally:
                 if request.done is not None:
                     request.done.set()

@@ -96,8 +96,7 @@ from scalper.messages import (
     RepairRequest,
     SubmitIntent,
 )
-from scalper.state import AccountState, IntentStatus, OrderRecord
-from scalper.store.records import LedgerState
+from scalper.state import AccountState, IntentFate, OrderRecord
 from scalper.venues.base import Venue, VenueError, call_within
 
 __all__ = [
@@ -620,28 +619,12 @@ class ProtectionManager:
         return "pending"
 
     def _fate(self, intent_id: str, *, want_live: bool) -> str | None:
-        state = self._journal.state
-        record = state.intents.get(intent_id)
-        orders = state.orders_for_intent(intent_id)
-        if record is not None and record.status is IntentStatus.REJECTED and not orders:
-            return "rejected"
-        if not orders:
-            return None
-        newest = orders[-1]
-        order_state = newest.order_state
-        if order_state is OrderState.FILLED or (
-            newest.request.quantity is not None and newest.filled_qty >= newest.request.quantity
-        ):
-            return "filled"
-        if newest.ledger_state is LedgerState.ABSENT and record is not None:
-            # Proven never placed: the Router sends the next generation (or rejects the
-            # intent); wait for that.
-            return "rejected" if record.status is IntentStatus.REJECTED else None
-        if newest.is_terminal:
-            return "rejected" if newest.ledger_state is LedgerState.REJECTED else "closed"
-        if want_live and not newest.is_unresolved and order_state is not OrderState.PENDING:
-            return "live"
-        return None
+        fate = self._journal.state.intent_fate(intent_id)
+        if fate is IntentFate.LIVE:
+            return "live" if want_live else None
+        if fate in (IntentFate.PENDING, IntentFate.PROVEN):
+            return None  # PROVEN (-4116): the Router's query settles it; wait for that
+        return fate.value
 
 
 def _describe(action: PlaceStop | CancelStop | ReduceOnlyExit) -> str:

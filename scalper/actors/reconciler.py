@@ -34,7 +34,7 @@ import trio
 
 from scalper.actors.evidence import QueryOrders, SnapshotReady
 from scalper.actors.journal import Journal
-from scalper.actors.router import Router
+from scalper.actors.router import LookupOutcome, Router
 from scalper.clock import Clock
 from scalper.core.evidence import EvidenceSnapshot
 from scalper.core.ids import parse_client_order_id
@@ -124,7 +124,11 @@ class ReconcilerActor:
             task_status.started()
             async for ready in self._snapshots:
                 result = await self.reconcile_once(ready, nursery)
-                await self._beliefs.send(BeliefState(result, ready.evidence, ready.balances))
+                belief = BeliefState(result, ready.evidence, ready.balances)
+                if belief.equity is not None:
+                    # The Router's leverage check divides by the freshest equity.
+                    self._router.note_equity(belief.equity)
+                await self._beliefs.send(belief)
 
     async def reconcile_once(self, ready: SnapshotReady, nursery: trio.Nursery) -> ReconcileResult:
         """One pass: reconcile, journal the result, start the repairs."""
@@ -185,9 +189,18 @@ class ReconcilerActor:
             # yet. Backfill, then adopt the venue's size only for what fills do not explain;
             # syncing first would count those fills twice when they arrive.
             done = trio.Event()
-            await self._queries.send(QueryOrders(action.symbol, (), correlation_id, done))
+            query = QueryOrders(action.symbol, (), correlation_id, done)
+            await self._queries.send(query)
             with trio.move_on_after(self._sync_wait_s):
                 await done.wait()
+            if not query.backfilled:
+                # The trades were not all read (the read failed or timed out, or a trade
+                # could not be attributed yet): fills may still be missing from the
+                # journal, and syncing now would count them twice when they arrive.
+                await self._journal.append(
+                    RepairDeferred(kind.value, action.symbol, "backfill_incomplete", correlation_id)
+                )
+                return
             state = self._journal.state
             taken_at = self.last.taken_at if self.last is not None else None
             for t in action.targets:
@@ -250,8 +263,19 @@ class ReconcilerActor:
             if not coid or coid in state.orders:
                 continue
             # Adoption needs the venue's full record of the order: look it up first.
-            order = await self._router.lookup(action.symbol, coid)
+            found = await self._router.lookup(action.symbol, coid)
+            order = found.order
             if order is None:
+                if found.outcome is LookupOutcome.UNKNOWN:
+                    # Not "gone": the look-up failed. A later pass plans the adoption again.
+                    await self._journal.append(
+                        RepairDeferred(
+                            action.kind.value,
+                            action.symbol,
+                            f"lookup_unknown:{found.reason}",
+                            correlation_id,
+                        )
+                    )
                 continue
             info = parse_client_order_id(coid, state.prefix)
             intent_id = f"adopted:{info.intent_digest or coid}"

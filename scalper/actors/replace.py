@@ -85,9 +85,12 @@ nursery. A supervisor that restarts the manager cancels the replaces in flight; 
 journals ``gave_up``/``interrupted`` (shielded, bounded by ``shutdown_journal_s``) and
 answers its caller. That is always safe: every await point of the lifecycle leaves either
 the old order working, or it proven terminal with no new order sent, or the new order
-handed to the Router (which finishes it on its own). The budgets live in memory and
-survive restarts of ``run`` (not of the process: a restarted process starts with empty
-windows, which only makes it as permissive as a fresh start).
+handed to the Router (which finishes it on its own). The budgets survive restarts of
+``run`` (they live on the manager) and of the process: every admitted replace and every
+unknown outcome a replace met is journaled (``replace_admitted`` with decision
+``replace``; ``replace_stepped`` with ``ambiguous=true``), and a new manager seeds its
+sliding windows from the journal, so a crash in the middle of a replace storm does not
+hand the restarted process a fresh budget.
 """
 
 import contextlib
@@ -105,7 +108,6 @@ from scalper.actors.router import CancelAttempt, CancelOutcome, Router
 from scalper.clock import Clock
 from scalper.core.errors_base import CoreValueError
 from scalper.core.intents import Intent
-from scalper.core.orders import OrderState
 from scalper.core.replace import (
     DEGRADE_TAG,
     REPLACE_RACE_CAUSE,
@@ -130,8 +132,7 @@ from scalper.messages import (
     ReplaceStepped,
     SubmitIntent,
 )
-from scalper.state import IntentStatus
-from scalper.store.records import LedgerState
+from scalper.state import IntentFate
 
 __all__ = [
     "ReplaceManager",
@@ -306,8 +307,16 @@ class ReplaceManager:
         self._clock = clock
         self._config = config or ReplaceManagerConfig()
         self._on_pressure = on_pressure
-        #: The sliding-window replace budgets (kept across restarts of :meth:`run`).
+        #: The sliding-window replace budgets (kept across restarts of :meth:`run`, and
+        #: seeded from the journal, so a process restart does not reset a storm's count).
         self.budget = ReplaceBudget(self._config.core)
+        self.budget.restore(
+            (
+                (clock.from_wall_ms(wall_ms), symbol, ambiguous)
+                for wall_ms, symbol, ambiguous in journal.state.replace_spent
+            ),
+            clock.now(),
+        )
         self._sequence = 0
         self._busy: set[str] = set()  # old and new intent ids of replaces in flight
         self._nursery: trio.Nursery | None = None
@@ -551,6 +560,7 @@ class ReplaceManager:
                 actions=tuple(a.value for a in step.actions),
                 reason=step.reason,
                 fill_qty=step.fill_qty,
+                ambiguous=step.ambiguous,
             )
         )
         if step.pressure is not None:
@@ -632,23 +642,13 @@ class ReplaceManager:
 
     def _new_order_outcome(self, intent_id: str) -> ReplaceEventKind | None:
         """The new intent's order outcome as the journal shows it, ``None`` while pending."""
-        state = self._journal.state
-        rec = state.intents.get(intent_id)
-        if rec is None:
-            return None
-        if rec.status is IntentStatus.REJECTED:
+        fate = self._journal.state.intent_fate(intent_id)
+        if fate is IntentFate.PENDING:
+            return None  # not sent, being resolved, or the next generation is coming
+        if fate is IntentFate.REJECTED:
             return _E.NEW_REJECTED  # refused, or every generation proven absent
-        orders = state.orders_for_intent(intent_id)
-        if not orders:
-            return None
-        newest = orders[-1]
-        if newest.ledger_state is LedgerState.REJECTED:
-            return _E.NEW_REJECTED
-        if newest.order_state is OrderState.STATUS_UNKNOWN:
-            return _E.NEW_ACKED  # its existence is proven (-4116, or closed since)
-        if newest.ledger_state in (LedgerState.SENDING, LedgerState.UNKNOWN, LedgerState.ABSENT):
-            return None  # being resolved, or the next generation is coming
-        return _E.NEW_ACKED  # live, filled, or closed by the venue after it took it
+        # Live, filled, closed by the venue after it took it, or proven to exist (-4116).
+        return _E.NEW_ACKED
 
     async def _account_fill(self, job: _Job, observed: Decimal) -> ReplaceEvent:
         def journaled() -> bool | None:

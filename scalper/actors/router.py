@@ -7,9 +7,13 @@ Two lanes, decided once by :attr:`scalper.core.intents.Intent.is_exit`:
 
 * the **entry lane** checks, in order: the durable halt flag (operator or kill switch), the
   posture's :class:`~scalper.core.posture.GuardKnobs` (entries allowed, confidence, notional,
-  cooldown, resting entries per symbol), frozen symbols, and the last-hop caps of
-  :class:`RouterConfig` (order rate, open orders per symbol, notional). A refusal is
-  journaled as :class:`~scalper.messages.IntentRejected` with a reason tag;
+  cooldown, resting entries per symbol), frozen symbols, the last-hop caps of
+  :class:`RouterConfig` (order rate, open orders per symbol, notional) and the posture's
+  leverage (below). A refusal is journaled as :class:`~scalper.messages.IntentRejected`
+  with a reason tag. A *replacement* (``SubmitIntent.source == "replace"``, sent by the
+  ReplaceManager once the order it replaces is gone) skips only the entry cooldown: it
+  adds no risk beyond the order it replaces (the ReplaceManager's envelope bounds that),
+  and it does not restart the cooldown for the next entry; every other gate applies;
 * the **exit lane** (reduce-only, close-position, protective stops) consults none of that
   (I1). It shares only the ledger discipline below, which can never block an exit: an exit
   that is refused for a duplicate intent id is already being worked.
@@ -32,9 +36,34 @@ Then for both lanes, per intent, in its own task:
    clock, and ``absent_confirmations`` such answers at least ``absent_query_gap_s`` apart
    prove ABSENT; only then may the next generation (a new client order id) be sent, and at
    most ``max_generations`` in all. -4116 on create proves the order exists.
-5. **Cancel is idempotent with a status cross-check (I3).** A -2011, "unknown order" or
-   ambiguous cancel is followed by a query: closed or gone is success, still open is a
-   failure that is retried (bounded).
+5. **Cancel is idempotent with a status cross-check (I3).** One primitive
+   (:meth:`Router.cancel_once`) sends a cancel and classifies the answer; a -2011,
+   "unknown order" or ambiguous answer is followed by a query (:meth:`Router.check_cancel`):
+   closed or gone is success, still open is a failure. :meth:`Router.cancel_order` repeats
+   that at most ``cancel_max_attempts`` times, with one
+   :class:`~scalper.messages.RetryScheduled` *between* attempts and none after the last.
+   A cancel of an order whose create is still unresolved (SENDING, UNKNOWN) is never sent
+   blind (it would answer -2011 and the order could land afterwards): it waits for the
+   create to be resolved, starting the resolution itself if no task is working on it, and
+   then cancels; after ``cancel_resolve_wait_s`` it gives up with
+   :class:`~scalper.messages.CancelFailed` (``create_unresolved_timeout``). A cancel never
+   sends a create. An intent whose cancel was asked while its create was in flight sends
+   no further generation.
+
+Leverage (the posture's ``max_leverage``) is checked on every entry against the account's
+equity, which the Router is told by :meth:`Router.note_equity` (the Reconciler passes the
+USDT margin balance of every balance snapshot it reconciles; balances are not journaled).
+The projected gross position notional is summed over all legs; for each leg it is the worse
+of its position plus every resting risk-increasing order on one side filling, valued at the
+entry's reference price for the entry's own symbol and at the best price the journal has
+(last fill, average entry, an order's limit or stop) for the others. Intents accepted but
+not yet journaled as orders count too. Unknown or stale (``equity_max_age_s``) equity, or a
+position the journal cannot value, refuses the entry: an unknown is not a zero. Exits are
+never checked (I1).
+
+:meth:`Router.lookup` answers with a :class:`Lookup`: ``FOUND``, ``NOT_FOUND`` (both the
+plain and the conditional endpoint said "does not exist") or ``UNKNOWN`` (a query failed:
+nothing about absence is known). A failed query is never reported as absence.
 
 Unresolved orders left by a crash or a restart (SENDING or UNKNOWN in the journal) are
 picked up by the Router's resolver loop when it starts and every ``resolve_interval_s``:
@@ -75,7 +104,7 @@ from scalper.core.model import OrderRequest, VenueOrder
 from scalper.core.orders import OrderState
 from scalper.core.posture import GuardKnobs
 from scalper.core.retry import RetryBudget, RetryConfig
-from scalper.core.types import PositionMode
+from scalper.core.types import PositionMode, PositionSide, Side
 from scalper.crashpoints import CrashPoint, CrashPoints
 from scalper.messages import (
     CancelFailed,
@@ -98,12 +127,52 @@ from scalper.state import IntentStatus, OrderRecord
 from scalper.store.records import LedgerState
 from scalper.venues.base import Venue, VenueError, call_within
 
-__all__ = ["CancelAttempt", "CancelOutcome", "IntentReceipt", "Router", "RouterConfig"]
+__all__ = [
+    "REPLACE_SOURCE",
+    "CancelAttempt",
+    "CancelOutcome",
+    "IntentReceipt",
+    "Lookup",
+    "LookupOutcome",
+    "Router",
+    "RouterConfig",
+]
+
+#: ``SubmitIntent.source`` of a replacement order (the ReplaceManager's ``SOURCE``): exempt
+#: from the entry cooldown, and from nothing else.
+REPLACE_SOURCE = "replace"
+
+#: How often a cancel waiting for an unresolved create looks at the journal again.
+_CREATE_POLL_S = 0.25
+
+#: Tracker states in which it is unknown whether the create reached the book.
+_CREATE_UNSETTLED = frozenset({OrderState.PENDING, OrderState.SENT, OrderState.UNKNOWN})
+
+ZERO = Decimal(0)
 
 
 def _settled(order: OrderRecord) -> str:
     """The resolution outcome of an order that evidence has already settled."""
     return "absent" if order.ledger_state is LedgerState.ABSENT else "placed"
+
+
+def _create_unresolved(order: OrderRecord) -> bool:
+    """True while it is unknown whether the order's create reached the book.
+
+    A cancel sent now proves nothing (-2011 / not found) and the create may land after it.
+    An order proven to exist whose openness is unknown (STATUS_UNKNOWN) can be cancelled.
+    """
+    if order.tracker is not None:
+        return order.tracker.state in _CREATE_UNSETTLED
+    return order.is_unresolved and not order.existence_proven
+
+
+def _remaining(order: OrderRecord) -> Decimal:
+    """Quantity of a possibly-live order that may still execute."""
+    quantity = order.request.quantity
+    if quantity is None:
+        return ZERO
+    return max(quantity - order.filled_qty, ZERO)
 
 
 @attrs.frozen
@@ -124,6 +193,10 @@ class RouterConfig:
             stopped listing an order proven to exist (and after its last fill) before "not
             found" closes it (``vanished_after_existing``).
         cancel_max_attempts: cancel attempts per cancel request.
+        cancel_resolve_wait_s: how long a cancel of an order whose create is unresolved waits
+            for the create to be resolved before it gives up (``create_unresolved_timeout``).
+        equity_max_age_s: the newest equity (:meth:`Router.note_equity`) older than this is
+            unknown for the leverage check: entries are refused until a fresh one arrives.
         max_orders_per_window: last-hop cap on entry orders sent per ``rate_window_s``.
         rate_window_s: the rate cap's window.
         max_open_orders_per_symbol: last-hop cap on possibly-live entry orders per symbol.
@@ -141,6 +214,8 @@ class RouterConfig:
     max_generations: int = attrs.field(default=3, validator=count)
     vanish_backfills: int = attrs.field(default=2, validator=count)
     cancel_max_attempts: int = attrs.field(default=5, validator=count)
+    cancel_resolve_wait_s: float = attrs.field(default=120.0, validator=positive)
+    equity_max_age_s: float = attrs.field(default=60.0, validator=positive)
     max_orders_per_window: int = attrs.field(default=20, validator=count)
     rate_window_s: float = attrs.field(default=10.0, validator=positive)
     max_open_orders_per_symbol: int = attrs.field(default=10, validator=count)
@@ -192,12 +267,48 @@ class CancelAttempt:
         reason: the venue's reason tag (or why nothing was sent).
         order: the venue's view of the order, when the answer carried one.
         retry_after_s: the wait the venue asked for before another attempt, if any.
+        error_class: the venue error's class (``ErrorClass`` value) when the answer was one.
     """
 
     outcome: CancelOutcome
     reason: str = ""
     order: VenueOrder | None = None
     retry_after_s: float | None = None
+    error_class: str = ""
+
+
+class LookupOutcome(enum.StrEnum):
+    """What a query by client order id established (:meth:`Router.lookup`)."""
+
+    #: The venue returned the order.
+    FOUND = "found"
+    #: Every endpoint asked answered "does not exist" (-2013): the venue does not know it.
+    NOT_FOUND = "not_found"
+    #: A query failed (timeout, 5xx, 429, ...) and no endpoint found it: nothing is known,
+    #: in particular not that the order is absent.
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen
+class Lookup:
+    """The answer of :meth:`Router.lookup`.
+
+    Attributes:
+        outcome: found, not found, or unknown.
+        order: the venue's record of the order (exactly when ``FOUND``).
+        reason: why the outcome is what it is (the failed queries' reasons for ``UNKNOWN``).
+
+    Raises:
+        ValueError: ``order`` is missing for ``FOUND`` or present otherwise.
+    """
+
+    outcome: LookupOutcome = attrs.field(converter=LookupOutcome)
+    order: VenueOrder | None = None
+    reason: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if (self.outcome is LookupOutcome.FOUND) != (self.order is not None):
+            raise ValueError(f"order: must be given exactly when outcome is found ({self.outcome})")
 
 
 _Command = SubmitIntent | CancelIntent
@@ -241,7 +352,10 @@ class Router:
         self._last_entry_at: dict[str, float] = {}
         self._active: set[str] = set()  # client order ids with a task working on them
         self._in_flight: set[str] = set()  # intent ids being placed
-        self._cancel_wanted: set[str] = set()
+        # Intent id -> cancel reason, for intents whose cancel waits for their placement.
+        self._cancel_wanted: dict[str, str] = {}
+        self._cancelling: set[str] = set()  # client order ids an intent cancel is working on
+        self._equity: tuple[Decimal, float] | None = None  # (equity, clock time it was read)
         self._nursery: trio.Nursery | None = None
         send, receive = trio.open_memory_channel[
             tuple[_Command, trio.MemorySendChannel[IntentReceipt] | None]
@@ -270,26 +384,55 @@ class Router:
         """New entry limits from the BeliefController (applied to the next decision)."""
         self.knobs = knobs
 
+    def note_equity(self, equity: Decimal) -> None:
+        """The account's equity (USDT margin balance) from the freshest balance snapshot.
+
+        The leverage check divides by it; it counts as unknown ``equity_max_age_s`` after
+        the last call.
+
+        Raises:
+            ValueError: ``equity`` is not a finite Decimal.
+        """
+        if not equity.is_finite():
+            raise ValueError(f"equity must be a finite Decimal, got {equity!r}")
+        self._equity = (equity, self._clock.now())
+
+    @property
+    def equity(self) -> Decimal | None:
+        """The last equity noted, however old (``None`` before the first)."""
+        return None if self._equity is None else self._equity[0]
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve commands and resolve unresolved orders until cancelled."""
         self._active.clear()
         self._in_flight.clear()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._resolver_loop)
-            nursery.start_soon(self._knobs_loop)
-            task_status.started()
-            async for command, reply in self._commands:
-                if isinstance(command, SubmitIntent):
-                    receipt = await self._accept(command)
-                    if reply is not None:
-                        # A submitter cancelled meanwhile has left: the decision is journaled
-                        # either way, and a missing listener must not crash the Router.
-                        with contextlib.suppress(trio.BrokenResourceError, trio.WouldBlock):
-                            reply.send_nowait(receipt)
-                        reply.close()
-                else:
-                    await self._cancel_intent(command)
+        self._cancelling.clear()
+        # Cancels that waited for a placement whose task died with the previous run: the
+        # placement is now the resolver's, and the cancel waits for it as for any order.
+        wanted = sorted(self._cancel_wanted.items())
+        self._cancel_wanted.clear()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._resolver_loop)
+                nursery.start_soon(self._knobs_loop)
+                for intent_id, reason in wanted:
+                    await self._cancel_intent(CancelIntent(intent_id, reason))
+                task_status.started()
+                async for command, reply in self._commands:
+                    if isinstance(command, SubmitIntent):
+                        receipt = await self._accept(command)
+                        if reply is not None:
+                            # A submitter cancelled meanwhile has left: the decision is
+                            # journaled either way, and a missing listener must not crash
+                            # the Router.
+                            with contextlib.suppress(trio.BrokenResourceError, trio.WouldBlock):
+                                reply.send_nowait(receipt)
+                            reply.close()
+                    else:
+                        await self._cancel_intent(command)
+        finally:
+            self._nursery = None
 
     async def _knobs_loop(self) -> None:
         async for knobs in self._knobs_in:
@@ -323,7 +466,10 @@ class Router:
         if lane is Lane.ENTRY:
             now = self._clock.now()
             self._sent_times.append(now)
-            self._last_entry_at[intent.symbol] = now
+            if cmd.source != REPLACE_SOURCE:
+                # A replacement is not a new entry: the next entry's cooldown still runs
+                # from the entry before it.
+                self._last_entry_at[intent.symbol] = now
         self._in_flight.add(intent.intent_id)
         assert self._nursery is not None
         self._nursery.start_soon(self._work_intent, intent)
@@ -346,8 +492,10 @@ class Router:
         For callers that must not take a step that only makes sense if the entry would pass
         (the ReplaceManager cancels an entry's order only if its replacement would be let
         through). ``freed_orders`` resting entry orders of the symbol are about to go (the
-        order being replaced) and are not counted against the open-order caps. The gates may
-        still refuse later: the posture can tighten in between.
+        order being replaced): they are not counted against the open-order caps, and the
+        leverage projection leaves out that many of the smallest same-side entries of the
+        leg (never too low a projection). The gates may still refuse later: the posture can
+        tighten in between.
 
         Returns:
             ``(reason, detail)`` of the first gate that refuses, or ``None``.
@@ -377,7 +525,11 @@ class Router:
         if notional > cfg.max_notional:
             return ("notional_cap", f"{notional} > {cfg.max_notional}")
         last = self._last_entry_at.get(intent.symbol)
-        if last is not None and now - last < knobs.entry_cooldown_s:
+        if (
+            cmd.source != REPLACE_SOURCE
+            and last is not None
+            and now - last < knobs.entry_cooldown_s
+        ):
             return ("entry_cooldown", f"{now - last:.3f}s < {knobs.entry_cooldown_s}s")
         resting = state.open_entry_orders(intent.symbol) - freed_orders
         if resting >= knobs.max_open_orders_per_symbol:
@@ -388,6 +540,136 @@ class Router:
             self._sent_times.popleft()
         if len(self._sent_times) >= cfg.max_orders_per_window:
             return ("order_rate_cap", f"{len(self._sent_times)} in {cfg.rate_window_s}s")
+        return self._leverage_refusal(intent, reference, freed_orders=freed_orders)
+
+    def _leverage_refusal(
+        self, intent: Intent, reference: Decimal, *, freed_orders: int
+    ) -> tuple[str, str] | None:
+        """The posture's ``max_leverage`` against projected gross notional over equity."""
+        if self._equity is None:
+            return ("equity_unknown", "no balance snapshot has given the equity yet")
+        equity, read_at = self._equity
+        age = self._clock.now() - read_at
+        if age > self._config.equity_max_age_s:
+            return (
+                "equity_unknown",
+                f"last equity is {age:.1f}s old > {self._config.equity_max_age_s}s",
+            )
+        if equity <= ZERO:
+            return ("equity_not_positive", f"equity {equity}")
+        gross, unvalued = self._projected_gross(intent, reference, freed_orders=freed_orders)
+        if unvalued:
+            return ("leverage_unvalued", f"no price to value {unvalued}")
+        cap = equity * self.knobs.max_leverage
+        if gross > cap:
+            return (
+                "leverage_above_posture",
+                f"{gross} / {equity} = {gross / equity:.2f}x > {self.knobs.max_leverage}x",
+            )
+        return None
+
+    def _projected_gross(
+        self, intent: Intent, reference: Decimal, *, freed_orders: int
+    ) -> tuple[Decimal, str]:
+        """Gross notional if the entry and every possibly-live entry on one side fill.
+
+        Per leg (symbol, position side): the position plus all buys, or the position minus
+        all sells, whichever is larger in size, in quote currency. The entry is one more
+        buy or sell on its own leg, valued with everything on its symbol at ``reference``
+        (its price or the caller's reference). ``freed_orders`` same-side entries of the
+        entry's leg are about to be cancelled (a replacement's pre-check): the smallest that
+        many are left out, so the projection can only be too high, never too low.
+
+        Returns:
+            ``(gross, unvalued)``: ``unvalued`` names a symbol with exposure the journal
+            has no price for (``""`` if every leg could be valued).
+        """
+        state = self._journal.state
+        own = (intent.symbol, intent.position_side)
+        qty = intent.quantity if intent.quantity is not None else ZERO
+        # Per leg: signed position notional, buy notional, sell notional.
+        legs: dict[tuple[str, PositionSide], list[Decimal]] = {}
+
+        def leg(key: tuple[str, PositionSide]) -> list[Decimal]:
+            return legs.setdefault(key, [ZERO, ZERO, ZERO])
+
+        def price_of(symbol: str, hint: Decimal | None) -> Decimal | None:
+            if symbol == intent.symbol:
+                return reference
+            if hint is not None:
+                return hint
+            return self._price_for(symbol)
+
+        unvalued = ""
+        for key, position in state.legs.items():
+            if position.quantity == ZERO:
+                continue
+            price = price_of(key[0], None)
+            if price is None:
+                unvalued = unvalued or key[0]
+                continue
+            leg(key)[0] += position.quantity * price
+        same_side: list[Decimal] = []
+        for order in state.live_orders():
+            if not order.risk_increasing or order.request.is_exit:
+                continue
+            request = order.request
+            key = (request.symbol, request.position_side)
+            price = price_of(request.symbol, state.price_hint(order))
+            if price is None:
+                unvalued = unvalued or request.symbol
+                continue
+            amount = _remaining(order) * price
+            if key == own and request.side is intent.side:
+                same_side.append(amount)
+                continue
+            leg(key)[1 if request.side is Side.BUY else 2] += amount
+        # Accepted intents whose first order is not journaled yet (their task is starting).
+        for intent_id in sorted(self._in_flight):  # sorted: the detail names one symbol
+            record = state.intents.get(intent_id)
+            pending = record.intent if record is not None else None
+            if (
+                pending is None
+                or not pending.is_risk_increasing
+                or pending.quantity is None
+                or state.orders_for_intent(intent_id)
+            ):
+                continue
+            assert record is not None
+            hint = pending.price if pending.price is not None else record.reference_price
+            price = price_of(pending.symbol, hint)
+            if price is None:
+                unvalued = unvalued or pending.symbol
+                continue
+            amount = pending.quantity * price
+            key = (pending.symbol, pending.position_side)
+            if key == own and pending.side is intent.side:
+                same_side.append(amount)
+                continue
+            leg(key)[1 if pending.side is Side.BUY else 2] += amount
+        same_side.sort()
+        kept = same_side[max(freed_orders, 0) :]
+        own_leg = leg(own)
+        own_leg[1 if intent.side is Side.BUY else 2] += sum(kept, ZERO) + qty * reference
+        gross = sum(
+            (max(abs(pos + buys), abs(pos - sells)) for pos, buys, sells in legs.values()), ZERO
+        )
+        return gross, unvalued
+
+    def _price_for(self, symbol: str) -> Decimal | None:
+        """The best price the journal has for ``symbol``: last fill, entry, an order's price."""
+        state = self._journal.state
+        price = state.last_price.get(symbol)
+        if price is not None:
+            return price
+        for (leg_symbol, _), record in sorted(state.legs.items()):
+            if leg_symbol == symbol and record.entry_price is not None:
+                return record.entry_price
+        for order in state.live_orders():
+            if order.request.symbol == symbol:
+                hint = state.price_hint(order)
+                if hint is not None:
+                    return hint
         return None
 
     def _entry_still_allowed(self, intent: Intent) -> tuple[str, str] | None:
@@ -405,30 +687,41 @@ class Router:
 
     async def _work_intent(self, intent: Intent) -> None:
         try:
-            ids = ClientIdSequence(self._prefix, intent.intent_id, intent.role)
-            while True:
-                outcome = await self._place(intent, ids.current, ids.generation)
-                if outcome != "absent":
-                    break
-                # The journal's OrderResolved(ABSENT) is the durable proof; core refuses to
-                # advance on a proof about any other id.
-                ids = ids.advance(
-                    GenerationProof(ids.current, ProofKind.ABSENT, "not_found_after_recv_window")
-                )
-                stop: tuple[str, str] | None = None
-                if ids.generation >= self._config.max_generations:
-                    stop = ("generations_exhausted", f"{ids.generation} generations absent")
-                elif intent.is_risk_increasing:
-                    stop = self._entry_still_allowed(intent)
-                if stop is not None:
-                    await self._journal.append(
-                        IntentRejected(intent.intent_id, intent.correlation_id, *stop)
-                    )
-                    return
-            if intent.intent_id in self._cancel_wanted:
-                await self._cancel_intent(CancelIntent(intent.intent_id, "requested"))
+            await self._place_generations(intent)
         finally:
             self._in_flight.discard(intent.intent_id)
+        # Out of flight first: a cancel asked meanwhile now goes to the orders (waiting for
+        # an unresolved create if this task left one), instead of waiting for us again.
+        reason = self._cancel_wanted.pop(intent.intent_id, None)
+        if reason is not None:
+            await self._cancel_intent(CancelIntent(intent.intent_id, reason))
+
+    async def _place_generations(self, intent: Intent) -> None:
+        ids = ClientIdSequence(self._prefix, intent.intent_id, intent.role)
+        while True:
+            outcome = await self._place(intent, ids.current, ids.generation)
+            if outcome != "absent":
+                return
+            # The journal's OrderResolved(ABSENT) is the durable proof; core refuses to
+            # advance on a proof about any other id.
+            ids = ids.advance(
+                GenerationProof(ids.current, ProofKind.ABSENT, "not_found_after_recv_window")
+            )
+            stop: tuple[str, str] | None = None
+            wanted = self._cancel_wanted.get(intent.intent_id)
+            if ids.generation >= self._config.max_generations:
+                stop = ("generations_exhausted", f"{ids.generation} generations absent")
+            elif wanted is not None:
+                # Cancelled while its order was being placed, and that order never was:
+                # nothing is left to cancel, and nothing more may be sent.
+                stop = ("cancel_requested", wanted)
+            elif intent.is_risk_increasing:
+                stop = self._entry_still_allowed(intent)
+            if stop is not None:
+                await self._journal.append(
+                    IntentRejected(intent.intent_id, intent.correlation_id, *stop)
+                )
+                return
 
     def _may_send(self, intent: Intent, generation: int) -> bool:
         """I7 at the last moment: every earlier generation of the intent is proven ABSENT."""
@@ -735,97 +1028,142 @@ class Router:
     # ----------------------------------------------------------------- cancel
 
     async def _cancel_intent(self, cmd: CancelIntent) -> None:
-        orders = self._journal.state.orders_for_intent(cmd.intent_id)
+        """Cancel an intent's possibly-live orders, each in its own task (never blocks)."""
         if cmd.intent_id in self._in_flight:
-            # The create is still being placed or resolved: cancel once it settles, never
-            # race it (a cancel before the order lands answers -2011 and it lands anyway).
-            self._cancel_wanted.add(cmd.intent_id)
+            # The create is still being placed or resolved by its task: cancel once it
+            # settles (the task calls back), never race it, and send no next generation.
+            self._cancel_wanted[cmd.intent_id] = cmd.reason
             return
-        self._cancel_wanted.discard(cmd.intent_id)
-        for order in orders:
-            if not order.is_terminal and not order.is_unresolved:
-                assert self._nursery is not None
-                self._nursery.start_soon(self.cancel_order, order.client_order_id, cmd.reason)
+        self._cancel_wanted.pop(cmd.intent_id, None)
+        for order in self._journal.state.orders_for_intent(cmd.intent_id):
+            coid = order.client_order_id
+            if order.is_terminal or coid in self._cancelling:
+                continue
+            # Unresolved creates included (after a restart no task is placing them):
+            # cancel_order waits for, or starts, their resolution before it sends.
+            self._cancelling.add(coid)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._cancel_for_intent, coid, cmd.reason)
+
+    async def _cancel_for_intent(self, coid: str, reason: str) -> None:
+        try:
+            await self.cancel_order(coid, reason)
+        finally:
+            self._cancelling.discard(coid)
 
     async def cancel_order(self, coid: str, reason: str) -> bool:
         """Cancel one of our orders, idempotently, with a status cross-check (I3).
 
-        Returns True when the order is known not to be open any more.
+        Built on :meth:`cancel_once` and :meth:`check_cancel` (so journaled like them: one
+        ``CancelRequested``, then per attempt ``CancelResolved`` or ``CancelFailed``), at most
+        ``cancel_max_attempts`` attempts with a ``RetryScheduled`` between two attempts and
+        none after the last, then ``CancelFailed(retries_exhausted)``. An order whose create
+        is unresolved is first resolved (:meth:`_await_create`, bounded by
+        ``cancel_resolve_wait_s``); a cancel never sends a create.
+
+        Returns:
+            True when the order is known not to be open any more.
         """
         order = self._journal.state.orders.get(coid)
         if order is None:
             return False
         if order.is_terminal:
             return True
-        await self._journal.append(
-            CancelRequested(order.intent_id, order.correlation_id, coid, reason)
-        )
-        cfg = self._config
-        for attempt in range(1, cfg.cancel_max_attempts + 1):
-            try:
-                result = await call_within(
-                    cfg.request_timeout_s,
-                    Operation.CANCEL,
-                    self._venue.cancel_order,
-                    order.request.symbol,
-                    client_order_id=coid,
-                    conditional=order.conditional,
-                )
-            except VenueError as exc:
-                error = exc
-            else:
-                await self._journal.append(
-                    CancelResolved(
-                        order.intent_id, order.correlation_id, coid, "cancel_ack", result
-                    )
-                )
-                return True
-            verdict = error.verdict
-            if verdict.error_class is ErrorClass.FATAL:
-                await self._journal.append(
-                    CancelFailed(order.intent_id, order.correlation_id, coid, verdict.reason, False)
-                )
+        if _create_unresolved(order):
+            settled = await self._await_create(order)
+            if settled is None:
                 return False
-            if verdict.error_class in (ErrorClass.IDEMPOTENT_SAFE, ErrorClass.AMBIGUOUS):
-                settled = await self._cross_check(order, verdict.reason)
-                if settled:
+            if settled.is_terminal:
+                return True  # never placed (ABSENT), or already closed: nothing to cancel
+        cfg = self._config
+        announced = False
+        for attempt in range(1, cfg.cancel_max_attempts + 1):
+            sent = await self.cancel_once(coid, reason, announce=not announced)
+            if sent.outcome is CancelOutcome.NOT_SENT:
+                if sent.reason == "already_terminal":
+                    return True  # the stream closed it between two attempts
+                if announced:
+                    await self._journal_cancel_failed(coid, f"not_sent:{sent.reason}")
+                return False
+            announced = True
+            if sent.outcome is CancelOutcome.CANCELED:
+                return True
+            if sent.outcome is CancelOutcome.FATAL:
+                return False
+            if sent.outcome is CancelOutcome.UNCLEAR:
+                check = await self.check_cancel(coid, sent.reason)
+                if check.outcome in (CancelOutcome.CLOSED, CancelOutcome.NOT_FOUND):
                     return True
-            delay = self._config.retry.retryable.backoff(attempt, self._rng)
-            if verdict.backoff_hint_s is not None:
-                delay = max(delay, verdict.backoff_hint_s)
+            if attempt == cfg.cancel_max_attempts:
+                break  # the last attempt: no retry to announce, no backoff to wait (I2)
+            delay = cfg.retry.retryable.backoff(attempt, self._rng)
+            if sent.retry_after_s is not None:
+                delay = max(delay, sent.retry_after_s)
+            current = self._journal.state.orders[coid]
             await self._journal.append(
                 RetryScheduled(
-                    order.intent_id,
-                    order.correlation_id,
+                    current.intent_id,
+                    current.correlation_id,
                     coid,
                     Operation.CANCEL.value,
                     attempt,
                     delay,
-                    verdict.error_class.value,
-                    verdict.reason,
+                    sent.error_class,
+                    sent.reason,
                 )
             )
             await trio.sleep(delay)
-        await self._journal.append(
-            CancelFailed(order.intent_id, order.correlation_id, coid, "retries_exhausted", True)
-        )
+        await self._journal_cancel_failed(coid, "retries_exhausted")
         return False
 
-    async def _cross_check(self, order: OrderRecord, why: str) -> bool:
-        """After an unclear cancel answer: the fetched status decides (I3)."""
-        check = await self.check_cancel(order.client_order_id, why)
-        return check.outcome in (CancelOutcome.CLOSED, CancelOutcome.NOT_FOUND)
+    async def _journal_cancel_failed(self, coid: str, reason: str) -> None:
+        order = self._journal.state.orders[coid]
+        await self._journal.append(
+            CancelFailed(order.intent_id, order.correlation_id, coid, reason, True)
+        )
+
+    async def _await_create(self, order: OrderRecord) -> OrderRecord | None:
+        """Wait until the create of ``order`` is resolved; start its resolution if idle.
+
+        Returns the settled record, or ``None`` after journaling
+        ``CancelFailed(create_unresolved_timeout)`` when ``cancel_resolve_wait_s`` ran out
+        (the order may be live: the resolver keeps working on it, the cancel does not).
+        """
+        coid = order.client_order_id
+        deadline = self._clock.now() + self._config.cancel_resolve_wait_s
+        while True:
+            current = self._journal.state.orders.get(coid)
+            if current is None:
+                return None
+            if not _create_unresolved(current):
+                return current
+            now = self._clock.now()
+            if now >= deadline:
+                await self._journal_cancel_failed(coid, "create_unresolved_timeout")
+                return None
+            if (
+                coid not in self._active
+                and current.intent_id not in self._in_flight
+                and self._nursery is not None
+            ):
+                # Nobody is resolving it (a restart, or its task gave up at resolve_max_s):
+                # resolve it now rather than at the resolver loop's next pass. An intent in
+                # flight is its own task's to resolve.
+                self._active.add(coid)
+                self._nursery.start_soon(self._resolve_orphaned, current)
+            await trio.sleep(min(_CREATE_POLL_S, deadline - now))
 
     async def cancel_once(self, coid: str, reason: str, *, announce: bool) -> CancelAttempt:
         """Send exactly one cancel of one of our orders and report what it established.
 
-        The single-attempt primitive for callers that run their own bounded lifecycle (the
-        ReplaceManager's cancel-then-create machine decides whether to query or retry).
-        Journaled like :meth:`cancel_order`: ``CancelRequested`` when ``announce`` (once per
-        cancel, before the first request leaves), ``CancelResolved`` on an ack,
-        ``CancelFailed`` on a definite refusal (still open) or a fatal one. An unclear answer
-        (-2011, unknown order, timeout, 5xx) is journaled by the status check that must
-        follow it (:meth:`check_cancel`), never taken as success here (I3).
+        The one place a cancel of our order is sent and the answer classified. The
+        single-attempt primitive for callers that run their own bounded lifecycle (the
+        ReplaceManager's cancel-then-create machine decides whether to query or retry), and
+        the step :meth:`cancel_order` repeats. Journaled: ``CancelRequested`` when
+        ``announce`` (once per cancel, before the first request leaves), ``CancelResolved``
+        on an ack, ``CancelFailed`` on a definite refusal (still open) or a fatal one. An
+        unclear answer (-2011, unknown order, timeout, 5xx) is journaled by the status check
+        that must follow it (:meth:`check_cancel`), never taken as success here (I3).
 
         Returns:
             A :class:`CancelAttempt`; ``NOT_SENT`` if the ledger does not hold the order, holds
@@ -836,7 +1174,7 @@ class Router:
             return CancelAttempt(CancelOutcome.NOT_SENT, "not_in_ledger")
         if order.is_terminal:
             return CancelAttempt(CancelOutcome.NOT_SENT, "already_terminal")
-        if order.order_state in (OrderState.PENDING, OrderState.SENT, OrderState.UNKNOWN):
+        if _create_unresolved(order):
             # Whether the create landed is unknown: a cancel now answers -2011 and the
             # order may land afterwards; the resolver settles the create first.
             return CancelAttempt(CancelOutcome.NOT_SENT, "create_unresolved")
@@ -860,20 +1198,27 @@ class Router:
                 CancelResolved(order.intent_id, order.correlation_id, coid, "cancel_ack", result)
             )
             return CancelAttempt(CancelOutcome.CANCELED, "cancel_ack", result)
+        error_class = verdict.error_class.value
         if verdict.error_class is ErrorClass.FATAL:
             await self._journal.append(
                 CancelFailed(order.intent_id, order.correlation_id, coid, verdict.reason, False)
             )
-            return CancelAttempt(CancelOutcome.FATAL, verdict.reason)
+            return CancelAttempt(CancelOutcome.FATAL, verdict.reason, error_class=error_class)
         if verdict.error_class in (ErrorClass.IDEMPOTENT_SAFE, ErrorClass.AMBIGUOUS):
             return CancelAttempt(
-                CancelOutcome.UNCLEAR, verdict.reason, retry_after_s=verdict.backoff_hint_s
+                CancelOutcome.UNCLEAR,
+                verdict.reason,
+                retry_after_s=verdict.backoff_hint_s,
+                error_class=error_class,
             )
         await self._journal.append(
             CancelFailed(order.intent_id, order.correlation_id, coid, verdict.reason, True)
         )
         return CancelAttempt(
-            CancelOutcome.NOT_DONE, verdict.reason, retry_after_s=verdict.backoff_hint_s
+            CancelOutcome.NOT_DONE,
+            verdict.reason,
+            retry_after_s=verdict.backoff_hint_s,
+            error_class=error_class,
         )
 
     async def check_cancel(self, coid: str, why: str) -> CancelAttempt:
@@ -925,11 +1270,20 @@ class Router:
         )
         return CancelAttempt(CancelOutcome.CLOSED, found.status.value, found)
 
-    async def lookup(self, symbol: str, coid: str) -> VenueOrder | None:
-        """Query one order by client order id (plain, then conditional); None if not found."""
+    async def lookup(self, symbol: str, coid: str) -> Lookup:
+        """Query one order by client order id, plain then conditional (adoption's look-up).
+
+        A failed query (timeout, 5xx, 429, ...) is never read as "not found": the answer is
+        ``UNKNOWN`` unless the other endpoint found the order.
+
+        Returns:
+            ``FOUND`` with the venue's order, ``NOT_FOUND`` when both endpoints answered
+            "does not exist", ``UNKNOWN`` (with the failures as ``reason``) otherwise.
+        """
+        failures: list[str] = []
         for conditional in (False, True):
             try:
-                return await call_within(
+                order = await call_within(
                     self._config.request_timeout_s,
                     Operation.QUERY,
                     self._venue.query_order,
@@ -937,9 +1291,15 @@ class Router:
                     client_order_id=coid,
                     conditional=conditional,
                 )
-            except VenueError:
+            except VenueError as exc:
+                if exc.verdict.reason != "order_not_found":
+                    endpoint = "conditional" if conditional else "plain"
+                    failures.append(f"{endpoint}:{exc.verdict.reason}")
                 continue
-        return None
+            return Lookup(LookupOutcome.FOUND, order)
+        if failures:
+            return Lookup(LookupOutcome.UNKNOWN, reason=",".join(failures))
+        return Lookup(LookupOutcome.NOT_FOUND, reason="order_not_found")
 
     async def cancel_foreign(self, symbol: str, order_id: str, reason: str) -> bool:
         """Cancel a venue order that is not in our ledger (an orphan), by venue order id.

@@ -39,6 +39,11 @@ run where later, legitimate activity could hide it. The runner steps the checker
   because of posture, halt or the kill switch.
 * ``I9.gap_escalates``: filled exposure uncovered by a stop at the exchange for longer
   than the gap TTL (plus the detection allowance) while the posture never left GREEN.
+* ``I9.gap_within_ttl``: filled exposure uncovered for longer than the gap TTL (plus the
+  detection allowance) although the exchange was healthy and the process up the whole
+  time (no fault window, no crash or restart overlapped the gap). Escalating is the
+  answer to a venue that refuses stops; with a healthy venue the ProtectionManager must
+  simply close the gap.
 
 **Quiescence checks** (:meth:`InvariantChecker.final`, after the fault-free tail):
 ``I10.every_trade_journaled`` (every exchange fill of ours journaled exactly once),
@@ -146,6 +151,9 @@ class CheckLimits:
         gap_ttl_s: the protection gap TTL (I9).
         gap_allowance_s: detection time added to the TTL before an un-escalated gap counts
             (a snapshot interval, a protection tick, a posture persist window).
+        calm_gap_allowance_s: time added to the TTL before a gap with a healthy exchange
+            and process counts (``I9.gap_within_ttl``): the stop's round trip and the
+            stream report of the fill, nothing more.
     """
 
     prefix: str = "sc"
@@ -155,6 +163,7 @@ class CheckLimits:
     max_open_orders_per_symbol: int = 10
     gap_ttl_s: float = 10.0
     gap_allowance_s: float = 30.0
+    calm_gap_allowance_s: float = 5.0
 
 
 @attrs.define
@@ -197,6 +206,11 @@ class InvariantChecker:
         self.planted = set(planted)
         #: Intent ids the script submitted as exits (the runner adds them as it submits).
         self.exits: set[str] = set()
+        #: ``(start, end)`` windows when the exchange or the process was not healthy (fault
+        #: windows, crashes and restarts): gaps overlapping them are judged by escalation
+        #: only. The runner adds them (:meth:`disturbed`).
+        self.disturbances: list[tuple[float, float]] = []
+        self._gap_reported: dict[str, float] = {}
         self.violations: list[Violation] = []
         self._per_check: Counter[str] = Counter()
         # journal side
@@ -532,13 +546,31 @@ class InvariantChecker:
             covered += order.quantity
         return max(ZERO, abs(position) - covered)
 
+    def disturbed(self, start: float, end: float) -> None:
+        """Record that the exchange or the process was unhealthy over ``[start, end]``."""
+        self.disturbances.append((start, end))
+
+    def _calm(self, start: float, end: float) -> bool:
+        return not any(s <= end and start <= e for s, e in self.disturbances)
+
     def _gaps(self, now: float) -> None:
         allowed = self.limits.gap_ttl_s + self.limits.gap_allowance_s
         for symbol in sorted(self._position):
             if self.coverage_gap(symbol) == 0:
                 self._gap_since.pop(symbol, None)
+                self._gap_reported.pop(symbol, None)
                 continue
             since = self._gap_since.setdefault(symbol, now)
+            opened = self._gap_reported.setdefault(symbol, since)
+            calm_allowed = self.limits.gap_ttl_s + self.limits.calm_gap_allowance_s
+            if now - opened > calm_allowed and self._calm(opened, now):
+                self._violate(
+                    "I9.gap_within_ttl",
+                    now,
+                    f"{symbol} position {self._position[symbol]} uncovered for "
+                    f"{now - opened:.0f}s with a healthy exchange and process",
+                )
+                self._gap_reported[symbol] = now  # report again only after another window
             if now - since <= allowed or self._escalated_since(since):
                 continue
             self._violate(

@@ -74,6 +74,7 @@ from scalper.messages import (
     ReconcileCompleted,
     ReplaceOrder,
     StartupPhase,
+    SubmitIntent,
     SymbolFrozen,
     decode_event,
 )
@@ -101,6 +102,11 @@ __all__ = [
 #: The one symbol chaos scenarios trade.
 SYMBOL = "BTCUSDT"
 _TICK = Decimal("0.1")
+#: How long after a restart a protection gap is still the crash's doing (startup's replay,
+#: resolution and first reconcile come before the ProtectionManager can act).
+_RESTART_SETTLE_S = 60.0
+#: Entry refusals a scripted strategy waits out (they pass) instead of dropping the entry.
+_PASSING_REFUSALS = frozenset({"halted", "posture_blocks_entries", "entry_cooldown"})
 _SUMMARY_KEYS = ("stale", "orphan", "drift", "unknown")
 
 
@@ -239,6 +245,8 @@ class _Run:
         self.injector = injector
         self.venue = InProcessVenue(self.engine, injector, clock=trio.current_time)
         self.checker = InvariantChecker(self.limits, epoch_ms=epoch_ms)
+        for fault in scenario.faults:
+            self.checker.disturbed(self.t0 + fault.start, self.t0 + fault.end)
         store = Store.open(":memory:")
         reason = "start"
         while True:
@@ -260,7 +268,11 @@ class _Run:
                 break
             self._note("restart", f"process died ({outcome}); restarting on the committed journal")
             store = survivor
+            died = trio.current_time()
             await trio.sleep(scenario.restart_after_s)
+            # The gap rules for a dead process are escalation and the restart's repair; a
+            # restart also needs its replay, resolution and first reconcile before trading.
+            self.checker.disturbed(died, trio.current_time() + _RESTART_SETTLE_S)
             reason = "crash_recovery"
         return self._finish(system, store)
 
@@ -365,7 +377,14 @@ class _Run:
     async def _perform(self, system: System, step: Step) -> None:
         match step:
             case Enter():
-                if not await self._entries_allowed(system, step.patience_s):
+                ready = await self._entries_allowed(
+                    system,
+                    step.patience_s,
+                    lambda: self._entry_intent(
+                        step.intent_id, step.side, step.quantity, step.offset_bps
+                    ),
+                )
+                if not ready:
                     self._note("action", f"enter {step.intent_id}: gave up, entries blocked")
                     return
                 intent, mid = self._entry_intent(
@@ -422,13 +441,34 @@ class _Run:
             case Kill():
                 raise AssertionError("Kill is handled by the driver")
 
-    async def _entries_allowed(self, system: System, patience_s: float) -> bool:
+    async def _entries_allowed(
+        self,
+        system: System,
+        patience_s: float,
+        build: Callable[[], tuple[Intent, Decimal]] | None = None,
+    ) -> bool:
+        """Wait (within patience) until the entry gates would not refuse for a passing reason.
+
+        A strategy that meets a halt, a closed posture or (for a new entry built by
+        ``build``) the posture's entry cooldown waits and tries again rather than dropping
+        its entry; any other refusal (caps, notional, leverage) is left for the submit to
+        meet and journal. Without ``build`` only the halt and the posture are waited out
+        (a replacement is exempt from the cooldown, and its old order is still counted).
+        """
         # Never wait into the settle tail: the script must be over when quiescence starts.
         quiet_from = self.t0 + self.scenario.duration_s - self.scenario.settle_s
         with trio.move_on_at(min(trio.current_time() + patience_s, quiet_from)):
-            while not (system.knobs.allow_entries and not system.journal.state.halted):  # noqa: ASYNC110
+            while True:
+                if build is None:
+                    open_ = system.knobs.allow_entries and not system.journal.state.halted
+                    refusal = None if open_ else ("posture_blocks_entries", "")
+                else:
+                    intent, mid = build()
+                    cmd = SubmitIntent(intent, reference_price=mid)
+                    refusal = system.router.entry_refusal(cmd)
+                if refusal is None or refusal[0] not in _PASSING_REFUSALS:
+                    return True
                 await trio.sleep(0.5)
-            return True
         return False
 
     def _entry_intent(
@@ -552,7 +592,10 @@ class _Run:
             violations=list(self.checker.violations),
             timeline=self.timeline,
             reached=reached(
-                self.events, self.fired, () if self.injector is None else self.injector.injected
+                self.events,
+                self.fired,
+                () if self.injector is None else self.injector.injected,
+                self.engine.history.records,
             ),
             journal_rows=full,
             fingerprint=digest.hexdigest(),

@@ -84,18 +84,22 @@ _ALL: tuple[Scenario, ...] = (
         "creating the new one doubles the exposure; if the cancel lies, old and new rest "
         "together. Both break I8's exposure envelope.",
         proves=("I8", "I3", "I7", "E.reduce_only_never_increases"),
+        # rr-1 must still rest when its replace starts: 60 bps away and only 40 s of a
+        # 2 bps/s walk (about 13 bps of spread) make an early fill a >4 sigma event, so the
+        # fault's spike, not the market, is what fills it during the replace's cancel. (At
+        # 8 bps and 110 s the walk filled it first and the race was never run.)
         steps=(
-            Enter(260, "rr-1", offset_bps=8),
-            Replace(370, "rr-1", "rr-2", offset_bps=30),
+            Enter(260, "rr-1", offset_bps=60),
+            Replace(300, "rr-1", "rr-2", offset_bps=30),
             Enter(410, "rr-3", offset_bps=40),
             Replace(490, "rr-3", "rr-4", offset_bps=35),
         ),
         faults=(
-            _f(365, 410, "FILL_AFTER_CANCEL", ops=_CANCEL, mode="full"),
+            _f(295, 330, "FILL_AFTER_CANCEL", ops=_CANCEL, mode="full"),
             _f(485, 550, "CANCEL_UNKNOWN_BUT_LIVE", p=0.5, ops=_CANCEL),
         ),
         expect=Expectations(degrade=False),
-        reaches=("stop_repaired",),
+        reaches=("fill_after_cancel", "replace_filled_after_cancel", "stop_repaired"),
     ),
     Scenario(
         name="contradiction-burst",

@@ -86,6 +86,38 @@ _ROLE_CODES = {Role.ENTRY: "E", Role.EXIT: "X", Role.TP: "T", Role.SL: "S"}
 _ROLES_BY_CODE = {code: role for role, code in _ROLE_CODES.items()}
 
 
+#: The longest intent or correlation id accepted (the journal's id columns hold 256).
+MAX_INTENT_ID_CHARS = 128
+
+
+def check_text_id(field: str, value: str, *, max_len: int = MAX_INTENT_ID_CHARS) -> None:
+    """Refuse an identifier the journal could not store or a console could not show.
+
+    Intent and correlation ids come from strategies and from the operator API; they are
+    journaled, indexed and printed. An empty id, one longer than ``max_len``, one with a
+    control character (U+0000-U+001F, U+007F) or one UTF-8 cannot encode (a lone surrogate)
+    is refused here, before anything acts on it, rather than failing inside an actor.
+
+    Raises:
+        CoreValueError: naming ``field`` and what is wrong (with the offending position).
+    """
+    if not value:
+        raise CoreValueError(field, "must not be empty")
+    if len(value) > max_len:
+        raise CoreValueError(field, f"must be at most {max_len} characters, got {len(value)}")
+    for i, ch in enumerate(value):
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise CoreValueError(field, f"contains control character U+{ord(ch):04X} at {i}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CoreValueError(
+            field,
+            f"contains U+{ord(value[exc.start]):04X} at index {exc.start}, "
+            "a lone surrogate UTF-8 cannot store",
+        ) from None
+
+
 def _check_prefix(prefix: str) -> None:
     if not _PREFIX_RE.match(prefix):
         raise CoreValueError("prefix", f"must be 1-8 characters [A-Za-z0-9], got {prefix!r}")

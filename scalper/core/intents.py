@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 
 from scalper.core.errors_base import CoreValueError
-from scalper.core.ids import Role
+from scalper.core.ids import Role, check_text_id
 from scalper.core.model import OrderRequest
 from scalper.core.types import OrderType, PositionMode, PositionSide, Side, TimeInForce
 
@@ -91,7 +91,7 @@ def to_decimal(value: Any, field: str) -> Decimal:
         elif isinstance(value, (int, str, Decimal)):
             d = Decimal(value)
         else:
-            raise IntentError(field, f"must be a number, got {type(value).__name__}")
+            raise IntentError(field, f"must be a number, got {type(value).__name__} {value!r}")
     except InvalidOperation:
         raise IntentError(field, f"must be a decimal number, got {value!r}") from None
     if not d.is_finite():
@@ -157,8 +157,14 @@ class Intent:
             object.__setattr__(self, "time_in_force", TimeInForce.GTC)
 
     def _validate(self) -> None:
-        if not self.intent_id:
-            raise IntentError("intent_id", "must not be empty")
+        for name in ("intent_id", "correlation_id"):
+            value = getattr(self, name)
+            if name == "correlation_id" and not value:
+                continue  # defaults to the intent id
+            try:
+                check_text_id(name, value)
+            except CoreValueError as exc:
+                raise IntentError(exc.field, exc.reason) from None
         if not self.symbol or not set(self.symbol) <= _SYMBOL_OK:
             raise IntentError(
                 "symbol", f"must be upper-case letters and digits, got {self.symbol!r}"

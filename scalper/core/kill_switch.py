@@ -32,6 +32,36 @@ Each :meth:`KillSwitch.evaluate` receives a :class:`KillSwitchInputs` and derive
 
 A limit of zero disables its trigger (configuration, never inputs, can disable one).
 
+What counts as an API error
+~~~~~~~~~~~~~~~~~~~~~~~~~~~
+
+The API-error triggers measure the health of the venue and of the path to it, not the
+venue's opinion of our orders. :func:`is_api_error` says which verdict reasons (the tags of
+:func:`scalper.core.errors.classify_error`) count, in :data:`API_ERROR_REASONS`: every reason
+some venue table classifies RETRYABLE or AMBIGUOUS (429 and -1003 rate limits, 418 bans, 5xx,
+-1000/-1001/-1006/-1007/-1008, 408, the WAF's 403, -1021 timestamp outside the recvWindow,
+maintenance) plus the failures that got no usable answer (``transport_before_write``,
+``transport_after_write``: a timeout, a reset; ``malformed_response``; and
+``rate_limited_backoff``, the client declining to send during a ban). Business answers never
+count: FATAL rejects
+(-2010 rejected, -2019 insufficient margin, filter failures), RETRYABLE_WITH_MODIFICATION
+(-2021 would trigger at once, -5022 post-only) and IDEMPOTENT_SAFE answers (-4116, -2011,
+-2013) are the venue working as documented. Two retryable codes are business too and are
+excluded: -4117 (a stop order is triggering) and -5043 (a modification is pending). Which
+events carry those reasons is the caller's business (the BeliefController reads them from
+the journal).
+
+Trading day
+~~~~~~~~~~~
+
+``daily_loss_limit`` compares equity with the equity at the start of the *UTC* day.
+:class:`DayEquity` keeps it: the first equity observed at or after each UTC midnight (of the
+injected wall clock, passed in as ``utc_ts`` epoch seconds) becomes that day's start, and
+the highest equity observed is the peak. It can be restored from a journaled record, so a
+restart in the middle of the day keeps the day's start instead of resetting it to whatever
+equity the new process sees first. A wall clock that steps back across midnight never moves
+the day backwards.
+
 Halts and escalation
 ~~~~~~~~~~~~~~~~~~~~
 
@@ -70,10 +100,14 @@ from typing import Any
 
 import attrs
 
+from scalper.core.errors import ERROR_TABLES, ErrorClass
 from scalper.core.errors_base import CoreValueError
 from scalper.core.types import ZERO
 
 __all__ = [
+    "API_ERROR_REASONS",
+    "SECONDS_PER_DAY",
+    "DayEquity",
     "KillReason",
     "KillSwitch",
     "KillSwitchConfig",
@@ -82,6 +116,8 @@ __all__ = [
     "KillSwitchInputs",
     "KillSwitchState",
     "ResumeDecision",
+    "is_api_error",
+    "utc_day",
 ]
 
 
@@ -220,7 +256,8 @@ class KillSwitchInputs:
 
     Attributes:
         equity: current account equity (margin balance plus unrealized PnL), in the quote asset.
-        day_start_equity: equity at the start of the trading day (the caller owns the day).
+        day_start_equity: equity at the start of the trading day (the caller owns the day;
+            :class:`DayEquity` keeps the UTC day).
         peak_equity: the highest equity seen (the caller's accounting owns it).
         reconcile_mismatch_streak: consecutive reconciliation passes that found a mismatch.
         posture_red: True if the belief controller's posture is RED.
@@ -617,3 +654,126 @@ class KillSwitch:
             operator_halted=self.operator_halted,
             details=self._details,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# API errors: which failures say the venue (or the path to it) is unhealthy
+# --------------------------------------------------------------------------------------------
+
+#: Retryable by the tables, but the venue answering about our request, not failing: a stop
+#: that is triggering (-4117) and a modification still pending (-5043).
+_BUSINESS_RETRYABLE = frozenset({"stop_order_triggering", "modification_pending"})
+
+#: Failures without a usable venue answer, tagged outside the tables: transport failures
+#: (:func:`scalper.core.errors.classify_transport_failure`), a response that does not parse,
+#: and the Binance client's own refusal to send while a 429/418 back-off runs.
+_NO_ANSWER_REASONS = frozenset(
+    {
+        "transport_before_write",
+        "transport_after_write",
+        "malformed_response",
+        "rate_limited_backoff",
+    }
+)
+
+#: Verdict reasons that count as API errors (see the module docstring). Derived from the
+#: error tables, so a reason a table learns to call RETRYABLE or AMBIGUOUS counts at once.
+API_ERROR_REASONS: frozenset[str] = (
+    frozenset(
+        rule.reason
+        for table in ERROR_TABLES.values()
+        for rule in (*table.rules, table.default)
+        if rule.error_class in (ErrorClass.RETRYABLE, ErrorClass.AMBIGUOUS)
+    )
+    - _BUSINESS_RETRYABLE
+) | _NO_ANSWER_REASONS
+
+
+def is_api_error(reason: str) -> bool:
+    """True if a failed request with this verdict reason counts as an API error.
+
+    ``reason`` is one verdict reason tag (``rate_limited``, ``transport_after_write``, ...);
+    a ``retries_exhausted:<reason>`` tag (the Router's final reject after retrying) is
+    judged by the reason it carries. Anything else (business rejects, idempotent answers,
+    unknown tags) is not an API error.
+    """
+    prefix = "retries_exhausted:"
+    if reason.startswith(prefix):
+        reason = reason[len(prefix) :]
+    return reason in API_ERROR_REASONS
+
+
+# --------------------------------------------------------------------------------------------
+# The trading day
+# --------------------------------------------------------------------------------------------
+
+#: Seconds in a UTC day (UTC has no daylight saving; leap seconds are not in epoch time).
+SECONDS_PER_DAY = 86_400
+
+
+def utc_day(utc_ts: float) -> int:
+    """The UTC day number (days since 1970-01-01) of an epoch timestamp in seconds.
+
+    Raises:
+        CoreValueError: if ``utc_ts`` is not a finite number.
+    """
+    ts: object = utc_ts
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+        raise CoreValueError("utc_ts", f"must be a finite number, got {ts!r}")
+    return math.floor(ts / SECONDS_PER_DAY)
+
+
+@attrs.define
+class DayEquity:
+    """Start-of-UTC-day equity and peak equity, for :class:`KillSwitchInputs`.
+
+    Feed every equity reading to :meth:`observe` with the wall-clock time it was read at;
+    the first reading of a new UTC day becomes that day's start. Pure: no clock is read.
+
+    Attributes:
+        day: the UTC day number of the current day start, or None before the first reading.
+        day_start: the equity at the start of ``day``.
+        peak: the highest equity observed (or restored).
+        equity: the latest equity observed.
+    """
+
+    day: int | None = attrs.field(default=None, init=False)
+    day_start: Decimal | None = attrs.field(default=None, init=False)
+    peak: Decimal | None = attrs.field(default=None, init=False)
+    equity: Decimal | None = attrs.field(default=None, init=False)
+
+    def restore(self, day: int, day_start: Decimal, peak: Decimal) -> None:
+        """Take a journaled day start (and the peak journaled with it) as if observed.
+
+        Raises:
+            CoreValueError: on a non-integer day or a non-positive or non-finite equity.
+        """
+        day_in: object = day
+        if isinstance(day_in, bool) or not isinstance(day_in, int):
+            raise CoreValueError("day", f"must be an integer, got {day_in!r}")
+        amounts: tuple[tuple[str, object], ...] = (("day_start", day_start), ("peak", peak))
+        for name, value in amounts:
+            if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+                raise CoreValueError(name, f"must be a positive finite Decimal, got {value!r}")
+        self.day = day
+        self.day_start = day_start
+        self.peak = max(peak, day_start) if self.peak is None else max(self.peak, peak, day_start)
+
+    def observe(self, equity: Decimal, utc_ts: float) -> bool:
+        """Fold in one equity reading taken at ``utc_ts``; True if it started a new day.
+
+        Raises:
+            CoreValueError: on a non-finite equity or ``utc_ts``.
+        """
+        amount: object = equity
+        if not isinstance(amount, Decimal) or not amount.is_finite():
+            raise CoreValueError("equity", f"must be a finite Decimal, got {amount!r}")
+        day = utc_day(utc_ts)
+        self.equity = equity
+        self.peak = equity if self.peak is None else max(self.peak, equity)
+        if self.day is None or day > self.day:
+            self.day = day
+            self.day_start = equity
+            return True
+        # Same day, or a wall clock that stepped back across midnight: the day stays.
+        return False

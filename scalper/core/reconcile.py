@@ -1420,19 +1420,29 @@ class Reconciler:
     ) -> None:
         cfg = self.config
         local = {p.leg: p for p in view.positions}
+        flights = view.in_flight_by_leg()
         for leg, vq in sorted(_venue_legs(snapshot).items()):
             symbol, side = leg
             coverage = self._coverage(symbol, side, vq, snapshot)
             if coverage.close_position or coverage.ratio >= cfg.protection_min_coverage:
                 continue
             pending = plan.pending_legs.get(leg)
+            lp = local.get(leg)
+            lq = lp.quantity if lp is not None else ZERO
+            young = [
+                f for f in flights.get(leg, ()) if _within(f.since, taken_at, cfg.lag_grace_sec)
+            ]
+            if pending is None and lq != vq and young and self._explained_by(lq, vq, young):
+                # Fills we know of but have not journaled grew the position (within the drift
+                # tolerance, so the position check let it pass): the stop is sized from
+                # journaled fills and follows them once they are journaled.
+                pending = "fill_in_flight"
             if pending is not None:
                 # The position itself waits for our journal (fills in flight, or an exit just
                 # journaled): the protection manager covers from journaled fills, so its
                 # stop for this size cannot exist yet, or is rightly gone.
                 plan.defer(Deferred(symbol, f"protection_{pending}", position_side=side))
                 continue
-            lp = local.get(leg)
             # A new position may have no stop yet, and one that just grew may still have the
             # old stop size: the protection manager gets its grace before we call it a gap.
             changed = (

@@ -67,6 +67,7 @@ arrives meanwhile answers the next status query.
 import collections
 import enum
 import math
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, TypeGuard
 
@@ -407,6 +408,37 @@ class ReplaceBudget:
             at=now,
         )
         return BudgetDecision(False, reason, g, s, a, pressure)
+
+    def restore(self, spent: Iterable[tuple[float, str, bool]], now: float) -> None:
+        """Seed the windows with what an earlier life of the process spent.
+
+        ``spent`` holds ``(at, symbol, ambiguous)`` in time order, as the journal recorded
+        them: an admitted replace (``ambiguous=False``) or an unknown outcome met by one
+        (``True``). Without this a crash in the middle of a replace storm would hand the
+        restarted process a fresh budget, and the storm would go on. Entries older than the
+        window are dropped; an entry stamped after ``now`` (wall-clock skew between the two
+        lives) counts as ``now``.
+
+        Raises:
+            CoreValueError: if ``now`` is not a finite number, or is before a time already
+                seen by this budget.
+        """
+        self._advance(now)
+        horizon = now - self.config.window_seconds
+        for at, symbol, ambiguous in spent:
+            _check_now(at)
+            at = min(at, now)
+            if at <= horizon:
+                continue
+            if ambiguous:
+                self._ambiguity.setdefault(symbol, collections.deque()).append(at)
+            else:
+                self._global.append(at)
+                self._by_symbol.setdefault(symbol, collections.deque()).append(at)
+        for events in (self._global, *self._by_symbol.values(), *self._ambiguity.values()):
+            ordered = sorted(events)
+            events.clear()
+            events.extend(ordered)
 
     def record_ambiguity(self, symbol: str, now: float) -> int:
         """Count one unknown outcome of ``symbol`` at ``now``; return the window's count."""

@@ -63,6 +63,7 @@ Binding to anything but loopback is refused unless ``allow_non_loopback`` is set
 API has no TLS, so the token would cross the network in clear.
 """
 
+import functools
 import ipaddress
 import json
 import logging
@@ -70,15 +71,18 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
 import trio
 from prometheus_client import generate_latest
 
+from scalper.asgi import bind_address, serve_asgi
 from scalper.core.errors_base import CoreValueError
+from scalper.core.ids import MAX_INTENT_ID_CHARS, check_text_id
 from scalper.core.intents import Intent
+from scalper.core.strict_json import loads_strict
 from scalper.messages import InvalidInput, canonical_json, converter
 from scalper.operator.auth import load_or_create_token, parse_bearer, token_matches
 from scalper.operator.metrics import METRICS_CONTENT_TYPE, operator_registry
@@ -115,7 +119,6 @@ DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
 MAX_REASON_CHARS: Final = 500
 #: Largest symbol and intent id accepted by unfreeze/cancel (characters).
 _MAX_SYMBOL_CHARS: Final = 32
-_MAX_INTENT_ID_CHARS: Final = 128
 _SYMBOL_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 #: How much of a bad body is journaled.
 _RAW_JOURNAL_CHARS: Final = 2048
@@ -161,18 +164,6 @@ def _reason(_inst: object, attribute: "attrs.Attribute[str]", value: str) -> Non
         raise CoreValueError(attribute.name, "must be valid Unicode (no lone surrogates)")
 
 
-def _journal_safe_ids(_inst: object, _attribute: "attrs.Attribute[Intent]", value: Intent) -> None:
-    # Core's Intent only requires a non-empty id; the journal's id columns refuse control
-    # characters, lone surrogates and very long text. An id the journal cannot store would
-    # fail inside the Router (after acceptance), so it is refused here, naming the field.
-    for name in ("intent_id", "correlation_id"):
-        try:
-            _intent_id(None, getattr(attrs.fields(Intent), name), getattr(value, name))
-        except CoreValueError as exc:
-            # Raised from the submission's own validator: name the nested field.
-            raise CoreValueError(f"intent.{exc.field}", exc.reason) from None
-
-
 @attrs.frozen
 class IntentSubmission:
     """The body of ``POST /intents``.
@@ -185,7 +176,7 @@ class IntentSubmission:
         reference_price: the price used for a market entry's notional caps.
     """
 
-    intent: Intent = attrs.field(validator=_journal_safe_ids)
+    intent: Intent
     confidence: float = attrs.field(default=1.0, validator=_unit_interval)
     reference_price: Decimal | None = attrs.field(default=None, validator=_positive_or_none)
 
@@ -215,14 +206,7 @@ def _symbol(_inst: object, attribute: "attrs.Attribute[str]", value: str) -> Non
 
 
 def _intent_id(_inst: object, attribute: "attrs.Attribute[str]", value: str) -> None:
-    if not value:
-        raise CoreValueError(attribute.name, "must not be empty")
-    if len(value) > _MAX_INTENT_ID_CHARS:
-        raise CoreValueError(attribute.name, f"must be at most {_MAX_INTENT_ID_CHARS} characters")
-    if _has_control(value, tab_ok=False):
-        raise CoreValueError(attribute.name, "must not contain control characters")
-    if not _utf8_ok(value):
-        raise CoreValueError(attribute.name, "must be valid Unicode (no lone surrogates)")
+    check_text_id(attribute.name, value)
 
 
 @attrs.frozen
@@ -365,20 +349,6 @@ class _BadInputError(Exception):
         super().__init__(message)
         self.response = response
         self.message = message
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            # Which of two values would count is parser-dependent; refuse the ambiguity.
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 # --------------------------------------------------------------------------- hosts
@@ -629,9 +599,7 @@ class OperatorApp:
             )
         try:
             text = request.body.decode("utf-8")
-            data = json.loads(
-                text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
-            )
+            data = loads_strict(text)
         except RecursionError:
             detail = "body is not valid JSON: nested too deeply"
             raise _BadInputError(_error(400, "bad_json", detail), detail) from None
@@ -748,7 +716,7 @@ def _intent_id_hint(body: bytes) -> str:
     The journal link of the refusal (``intent.intent_id``, else a top-level ``intent_id``).
     """
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = loads_strict(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return ""
     if not isinstance(data, dict):
@@ -757,7 +725,7 @@ def _intent_id_hint(body: bytes) -> str:
     value = intent.get("intent_id") if isinstance(intent, dict) else data.get("intent_id")
     if not isinstance(value, str):
         return ""
-    value = value[:_MAX_INTENT_ID_CHARS]
+    value = value[:MAX_INTENT_ID_CHARS]
     if _has_control(value, tab_ok=False) or not _utf8_ok(value):
         # The journal's id column refuses such text; the raw body still carries it.
         return ""
@@ -836,10 +804,6 @@ async def serve_operator_api(
             outside 0..65535.
         TokenFileError: the token file exists but is not safe to use.
     """
-    from hypercorn.config import Config as HypercornConfig
-    from hypercorn.trio import serve
-    from hypercorn.typing import ASGIFramework
-
     check_bind_host(host, allow_non_loopback=allow_non_loopback)
     if not 0 <= port <= 65535:
         raise CoreValueError("port", f"must be in 0..65535, got {port}")
@@ -847,35 +811,27 @@ async def serve_operator_api(
     # File I/O off the trio thread (it may fsync on first start).
     token = await trio.to_thread.run_sync(load_or_create_token, path)
     app = OperatorApp(system, token=token, max_body_bytes=max_body_bytes)
-    hyper = HypercornConfig()
-    bind_host = f"[{host.strip('[]')}]" if ":" in host else host
-    hyper.bind = [f"{bind_host}:{port}"]
-    hyper.accesslog = None
-    hyper.errorlog = _log
-    hyper.graceful_timeout = graceful_timeout_s
-    hyper.include_server_header = False
     stop_event = trio.Event()
 
     async with trio.open_nursery() as nursery:
-
-        async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
-            await serve(
-                cast(ASGIFramework, app),
-                hyper,
+        bound_port: int = await nursery.start(
+            functools.partial(
+                serve_asgi,
+                app,
+                host=host,
+                port=port,
+                graceful_timeout_s=graceful_timeout_s,
+                errorlog=_log,
                 shutdown_trigger=stop_event.wait,
-                task_status=task_status,
-                mode="asgi",
+                then_cancel=nursery.cancel_scope,
             )
-            nursery.cancel_scope.cancel()
-
-        binds: list[str] = await nursery.start(http_server)
-        bound_port = int(binds[0].rsplit(":", 1)[1])
+        )
         app.set_allowed_hosts(allowed_hosts_for(bound_port, host, extra_hosts))
         task_status.started(
             OperatorApiHandle(
                 host=host,
                 port=bound_port,
-                url=f"http://{bind_host}:{bound_port}",
+                url=f"http://{bind_address(host)}:{bound_port}",
                 token_path=path,
                 app=app,
                 stop_event=stop_event,

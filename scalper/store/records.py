@@ -44,14 +44,14 @@ exactly once (I10).
 
 import enum
 import hashlib
-import json
-import math
 import re
 from typing import Any, Final
 
 import attrs
 
 from scalper.core.errors_base import CoreValueError
+from scalper.core.ids import check_text_id
+from scalper.core.strict_json import StrictJsonError, loads_strict
 
 __all__ = [
     "GENESIS_HASH",
@@ -84,30 +84,6 @@ _MAX_ID_LEN: Final = 256
 # --------------------------------------------------------------------------- validation
 
 
-class _RejectedJson(ValueError):  # noqa: N818 - a private signal out of the parser hooks
-    """Raised inside the JSON parser hooks; turned into a CoreValueError by the caller."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise _RejectedJson(f"contains {name}, which is not JSON (NaN and Infinity are refused)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _RejectedJson(f"number {text} overflows to infinity")
-    return value
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _RejectedJson(f"object key {key!r} appears twice (ambiguous JSON)")
-        out[key] = value
-    return out
-
-
 def check_json_text(field: str, text: object) -> None:
     """Check that ``text`` is strict JSON the journal can store and replay byte for byte.
 
@@ -124,13 +100,8 @@ def check_json_text(field: str, text: object) -> None:
         raise CoreValueError(field, f"must be JSON text (str), got {type(text).__name__}")
     _check_utf8(field, text)
     try:
-        json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_no_duplicate_keys,
-        )
-    except _RejectedJson as exc:
+        loads_strict(text)
+    except StrictJsonError as exc:
         raise CoreValueError(field, f"{exc}: {_excerpt(text)}") from None
     except RecursionError:
         raise CoreValueError(field, f"is nested too deeply to parse: {_excerpt(text)}") from None
@@ -155,14 +126,8 @@ def _check_utf8(field: str, text: str) -> None:
 def _check_text(field: str, value: object, *, allow_empty: bool, max_len: int) -> None:
     if not isinstance(value, str):
         raise CoreValueError(field, f"must be a str, got {type(value).__name__}")
-    if not value and not allow_empty:
-        raise CoreValueError(field, "must not be empty")
-    if len(value) > max_len:
-        raise CoreValueError(field, f"must be at most {max_len} characters, got {len(value)}")
-    for i, ch in enumerate(value):
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise CoreValueError(field, f"contains control character U+{ord(ch):04X} at {i}")
-    _check_utf8(field, value)
+    if value or not allow_empty:
+        check_text_id(field, value, max_len=max_len)
 
 
 def _check_int(field: str, value: object, *, minimum: int = 0) -> None:

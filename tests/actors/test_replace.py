@@ -12,6 +12,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import cast
 
 import attrs
 import pytest
@@ -19,6 +20,7 @@ import trio
 import trio.testing
 
 from scalper.actors.belief import BeliefConfig
+from scalper.actors.journal import Journal
 from scalper.actors.replace import (
     ReplaceManager,
     ReplaceManagerConfig,
@@ -455,6 +457,51 @@ async def test_replace_storm_gives_up_and_raises_pressure(autojump_clock) -> Non
     assert "s3" not in system.journal.state.intents
 
 
+async def test_a_new_manager_inherits_the_storm_budget_from_the_journal(autojump_clock) -> None:
+    # Two replaces spend the symbol's budget; then the process "restarts": the journal is
+    # replayed into a fresh state and a fresh manager is built on it. Its windows must
+    # hold the two replaces, so the third is still refused (a crash is no budget reset).
+    config = ReplaceManagerConfig(core=ReplaceConfig(max_global=2, max_per_symbol=2))
+    async with harness(config=config) as h:
+        await place(h, limit("r0", "59000"))
+        for i in (1, 2):
+            await trio.sleep(COOLDOWN)
+            done = await h.manager.replace(
+                ReplaceOrder(f"r{i - 1}", limit(f"r{i}", f"{59000 + i}"))
+            )
+            assert done.outcome is ReplaceOutcome.REPLACED, done
+        rows = [(e.type, e.payload, e.wall_ms) for e in h.system.journal.store.entries()]
+        replayed = AccountState.replay(rows)
+        assert [(symbol, ambiguous) for _, symbol, ambiguous in replayed.replace_spent] == [
+            (BTC, False),
+            (BTC, False),
+        ]
+        reborn = ReplaceManager(
+            cast(Journal, _ReplayedJournal(replayed)),
+            h.system.router,
+            clock=h.system.clock,
+            config=config,
+        )
+        assert reborn.budget.usage(BTC, h.system.clock.now()) == (2, 2, 0)
+        fresh = ReplaceManager(
+            cast(Journal, _ReplayedJournal(AccountState())),
+            h.system.router,
+            clock=h.system.clock,
+            config=config,
+        )
+        assert fresh.budget.usage(BTC, h.system.clock.now()) == (0, 0, 0)
+        # Past the window the inherited spending is gone, as it would have been live.
+        later = h.system.clock.now() + config.core.window_seconds + 1
+        assert reborn.budget.usage(BTC, later) == (0, 0, 0)
+
+
+@attrs.frozen
+class _ReplayedJournal:
+    """The one thing a ReplaceManager reads from its journal when it is built: the state."""
+
+    state: AccountState
+
+
 async def test_exit_replace_refused_by_budget_leaves_the_exit_working(autojump_clock) -> None:
     config = ReplaceManagerConfig(core=ReplaceConfig(max_global=1, max_per_symbol=1))
     async with harness(config=config) as h:
@@ -568,17 +615,20 @@ async def test_entry_replace_the_posture_would_refuse_keeps_the_old_order(autoju
     # itself is what the halt refuses.
     keep = SystemConfig(symbols=(BTC,), seed=1, belief=BeliefConfig(cancel_entries_on_halt=False))
     async with harness(system_config=keep) as h:
-        old = await place(h, limit("e9", "59000"))
-        # Too soon: the replacement entry would hit the entry cooldown after the cancel.
+        first = await place(h, limit("e9", "59000"))
+        # Within the entry cooldown: a reprice is not an entry (it adds no risk beyond the
+        # order it replaces), so the cooldown does not refuse it; every other gate does.
         result = await h.manager.replace(ReplaceOrder("e9", limit("e9b", "59100")))
+        old = coid_of(h.system, "e9b")
         await h.system.halt("operator")
-        await trio.sleep(COOLDOWN)
-        halted = await h.manager.replace(ReplaceOrder("e9", limit("e9c", "59100")))
+        halted = await h.manager.replace(ReplaceOrder("e9b", limit("e9c", "59200")))
         system, venue = h.system, h.venue
-    assert (result.outcome, result.reason) == (ReplaceOutcome.REFUSED, "entry_cooldown")
+    assert (result.outcome, result.reason) == (ReplaceOutcome.REPLACED, "replaced")
+    assert venue_status(venue, first) is VenueOrderStatus.CANCELED
     assert (halted.outcome, halted.reason) == (ReplaceOutcome.REFUSED, "halted")
     assert venue_status(venue, old) is VenueOrderStatus.NEW
-    assert events(system, CancelRequested) == []
+    cancels = [c for c in events(system, CancelRequested) if isinstance(c, CancelRequested)]
+    assert [c.client_order_id for c in cancels] == [first]
 
 
 def test_config_rejects_bad_values_naming_the_field() -> None:

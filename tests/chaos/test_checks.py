@@ -669,12 +669,45 @@ def test_exit_never_gated_is_silent_for_gated_entries_and_ungated_exit_refusals(
 # --------------------------------------------------------------------------- I9
 
 
+def _venue_in_trouble(w: World) -> None:
+    """A fault window over the whole test: gaps are judged by escalation only."""
+    w.checker.disturbed(0.0, 10_000.0)
+
+
 def _green_at(w: World, at: float) -> None:
     w.log(posture(PostureMode.GREEN, green_knobs(), "YELLOW"), at)
 
 
+def test_gap_within_ttl_fires_when_a_healthy_exchange_leaves_a_gap_open():
+    w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0, calm_gap_allowance_s=5.0))
+    _green_at(w, 0.0)
+    w.entry("e-1", 10.0)  # long 0.002, no stop, nothing wrong with the exchange
+    assert w.tick(25.0) == []  # 15 s: exactly the TTL plus the calm allowance
+    found = w.tick(25.5)
+    assert checks(found) == ["I9.gap_within_ttl"]
+    assert "uncovered for 16s with a healthy exchange" in found[0].detail
+    assert w.tick(30.0) == []  # once per window
+    assert checks(w.tick(41.0)) == ["I9.gap_within_ttl"]
+
+
+def test_gap_within_ttl_is_silent_when_a_fault_or_restart_overlaps_the_gap():
+    for start, end in ((0.0, 12.0), (20.0, 22.0), (24.0, 500.0)):
+        w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0, calm_gap_allowance_s=5.0))
+        _green_at(w, 0.0)
+        w.checker.disturbed(start, end)
+        w.entry("e-1", 10.0)
+        assert "I9.gap_within_ttl" not in checks(w.tick(30.0)), (start, end)
+    # A disturbance that ended before the gap opened excuses nothing.
+    w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0, calm_gap_allowance_s=5.0))
+    _green_at(w, 0.0)
+    w.checker.disturbed(0.0, 5.0)
+    w.entry("e-1", 10.0)
+    assert checks(w.tick(30.0)) == ["I9.gap_within_ttl"]
+
+
 def test_gap_escalates_fires_when_an_unprotected_position_goes_unnoticed():
     w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0))
+    _venue_in_trouble(w)
     _green_at(w, 0.0)
     w.entry("e-1", 10.0)  # long 0.002, no stop: the gap clock starts at 10
     assert w.tick(50.0) == []  # 40 s: exactly the TTL plus the allowance
@@ -689,6 +722,7 @@ def test_gap_escalates_fires_when_an_unprotected_position_goes_unnoticed():
 
 def test_gap_escalates_is_silent_when_pressure_was_raised_during_the_gap():
     w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0))
+    _venue_in_trouble(w)
     _green_at(w, 0.0)
     w.entry("e-1", 10.0)
     w.tick(10.0)
@@ -701,6 +735,7 @@ def test_gap_escalates_is_silent_when_pressure_was_raised_during_the_gap():
 
 def test_gap_escalates_is_silent_when_the_posture_left_green_during_the_gap():
     w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0))
+    _venue_in_trouble(w)
     _green_at(w, 0.0)
     w.entry("e-1", 10.0)
     w.tick(10.0)
@@ -712,6 +747,7 @@ def test_gap_escalates_is_silent_when_the_posture_left_green_during_the_gap():
 def test_gap_escalates_is_silent_while_the_posture_is_still_booting():
     # Posture boots ORANGE: a gap before the first GREEN is not an un-escalated one.
     w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0))
+    _venue_in_trouble(w)
     w.entry("e-1", 10.0)
     w.tick(10.0)
     assert w.tick(100.0) == []
@@ -731,6 +767,7 @@ def test_gap_escalates_is_silent_when_a_stop_arrives_in_time():
 
 def test_gap_escalates_counts_a_partial_stop_as_a_gap():
     w = World(CheckLimits(gap_ttl_s=10.0, gap_allowance_s=30.0))
+    _venue_in_trouble(w)
     _green_at(w, 0.0)
     w.entry("e-1", 10.0)
     w.tick(10.0)

@@ -220,3 +220,41 @@ def test_to_decimal_names_field():
     with pytest.raises(IntentError, match=r"^px:"):
         to_decimal("1e", "px")
     assert to_decimal(3, "px") == Decimal(3)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("intent_id", "a\x00b", "control character U+0000 at 1"),
+        ("intent_id", "line\nbreak", "control character U+000A at 4"),
+        ("intent_id", "del\x7f", "control character U+007F at 3"),
+        ("intent_id", "x" * 129, "at most 128 characters, got 129"),
+        ("intent_id", "bad\ud800", "lone surrogate"),
+        ("correlation_id", "c\x1b[31m", "control character U+001B at 1"),
+        ("correlation_id", "y" * 200, "at most 128 characters"),
+    ],
+)
+def test_ids_the_journal_cannot_store_are_refused_naming_the_field(
+    field: str, value: str, words: str
+) -> None:
+    # A NUL in an id once reached the Router and hung it; the intent itself must refuse it.
+    kwargs: dict[str, Any] = {"intent_id": "ok", "symbol": "BTCUSDT", "side": Side.BUY}
+    kwargs["quantity"] = Decimal("0.002")
+    kwargs[field] = value
+    with pytest.raises(IntentError) as info:
+        Intent(**kwargs)
+    assert info.value.field == field
+    assert words in info.value.reason
+
+
+def test_printable_unicode_ids_of_the_maximum_length_are_accepted() -> None:
+    intent = Intent(intent_id="é" * 128, symbol="BTCUSDT", side=Side.BUY, quantity=Decimal("0.002"))
+    assert intent.correlation_id == intent.intent_id
+    named = Intent(
+        intent_id="ok",
+        correlation_id="策略-1",
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        quantity=Decimal("1"),
+    )
+    assert named.correlation_id == "策略-1"

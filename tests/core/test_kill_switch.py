@@ -11,14 +11,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scalper.core.errors import (
+    BINANCE_USDM_TABLE,
+    ErrorClass,
+    Operation,
+    classify_error,
+    classify_transport_failure,
+)
 from scalper.core.errors_base import CoreValueError
 from scalper.core.kill_switch import (
+    API_ERROR_REASONS,
+    SECONDS_PER_DAY,
+    DayEquity,
     KillReason,
     KillSwitch,
     KillSwitchConfig,
     KillSwitchEventKind,
     KillSwitchInputs,
     KillSwitchState,
+    is_api_error,
+    utc_day,
 )
 
 R = KillReason
@@ -517,3 +529,245 @@ def test_reasons_accumulate_during_a_halt() -> None:
     assert state.active == ()
     assert state.reasons == (R.POSTURE_RED, R.RECONCILE_MISMATCH)
     assert state.until == 70.0
+
+
+# --------------------------------------------------------------------------------------------
+# API errors: venue and transport health, never business answers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "operation"),
+    [
+        (503, -1000, "Unknown error, please check your request or try again later.", "CREATE"),
+        (500, None, "", "CREATE"),
+        (502, None, "Bad Gateway", "QUERY"),
+        (503, -1001, "Internal error; unable to process your request.", "CANCEL"),
+        (503, -1008, "Server is currently overloaded", "CREATE"),
+        (503, None, "Service Unavailable.", "QUERY"),
+        (429, -1003, "Too many requests", "CREATE"),
+        (418, -1003, "Way too many requests; IP banned until 1767225600000.", "QUERY"),
+        (400, -1003, "Too much request weight used", "QUERY"),
+        (400, -1021, "Timestamp for this request is outside of the recvWindow.", "CREATE"),
+        (408, -1007, "Timeout waiting for response from backend server.", "CREATE"),
+        (503, -1006, "An unexpected response was received from the message bus.", "CANCEL"),
+        (403, None, "", "QUERY"),
+        (400, -1015, "Too many new orders", "CREATE"),
+    ],
+)
+def test_transport_5xx_and_rate_limit_answers_are_api_errors(
+    status: int, code: int | None, message: str, operation: str
+) -> None:
+    verdict = classify_error(status, code, message, operation=Operation(operation))
+    assert is_api_error(verdict.reason), verdict
+    # The Router's final reject after its retries carries the last attempt's reason.
+    assert is_api_error(f"retries_exhausted:{verdict.reason}")
+
+
+@pytest.mark.parametrize("written", [True, False])
+@pytest.mark.parametrize("operation", list(Operation))
+def test_timeouts_and_resets_are_api_errors(written: bool, operation: Operation) -> None:
+    verdict = classify_transport_failure(request_written=written, operation=operation)
+    assert is_api_error(verdict.reason)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "operation"),
+    [
+        (400, -2010, "Order would immediately match and take.", "CREATE"),  # business reject
+        (400, -2019, "Margin is insufficient.", "CREATE"),
+        (400, -2018, "Balance is insufficient.", "CREATE"),
+        (400, -4164, "Order's notional must be no smaller than 100", "CREATE"),
+        (400, -1111, "Precision is over the maximum defined for this asset.", "CREATE"),
+        (400, -2021, "Order would immediately trigger.", "CREATE"),
+        (400, -5022, "Post Only order will be rejected.", "CREATE"),
+        (400, -4116, "ClientOrderId is duplicated.", "CREATE"),
+        (400, -2011, "Unknown order sent.", "CANCEL"),
+        (400, -2013, "Order does not exist.", "QUERY"),
+        (400, -2022, "ReduceOnly Order is rejected.", "CREATE"),
+        (400, -4117, "stop order is triggering", "CANCEL"),
+        (400, -5043, "A modification is pending", "CREATE"),
+        (401, -2015, "Invalid API-key, IP, or permissions for action.", "QUERY"),
+        (400, -99999, "something new", "CREATE"),
+    ],
+)
+def test_business_answers_are_not_api_errors(
+    status: int, code: int | None, message: str, operation: str
+) -> None:
+    verdict = classify_error(status, code, message, operation=Operation(operation))
+    assert not is_api_error(verdict.reason), verdict
+    assert not is_api_error(f"retries_exhausted:{verdict.reason}")
+
+
+def test_api_error_reasons_follow_the_error_table() -> None:
+    # Every reason the table may call RETRYABLE or AMBIGUOUS counts, except the two
+    # retryable codes that are the venue answering about our order.
+    table = {r.reason for r in BINANCE_USDM_TABLE.rules if r.error_class is ErrorClass.RETRYABLE}
+    table |= {r.reason for r in BINANCE_USDM_TABLE.rules if r.error_class is ErrorClass.AMBIGUOUS}
+    assert table - {"stop_order_triggering", "modification_pending"} <= API_ERROR_REASONS
+    assert not {"stop_order_triggering", "modification_pending"} & API_ERROR_REASONS
+    fatal = {r.reason for r in BINANCE_USDM_TABLE.rules if r.error_class is ErrorClass.FATAL}
+    assert not (fatal - table) & API_ERROR_REASONS
+    for tag in ("", "resolve", "order_not_found", "still_open", "retries_exhausted"):
+        assert not is_api_error(tag)
+
+
+def test_a_burst_of_transport_errors_trips_and_business_rejects_do_not() -> None:
+    transport = classify_transport_failure(request_written=True, operation=Operation.CREATE)
+    margin = classify_error(400, -2019, "Margin is insufficient.", operation=Operation.CREATE)
+
+    def run(reason: str) -> KillSwitchState:
+        ks = ready()
+        state = ks.state(0.0)
+        for i in range(12):  # one request, one outcome, every 2 s
+            errors = 1 if is_api_error(reason) else 0
+            state = ks.evaluate(calm(api_errors=errors, api_requests=1), 1.0 + 2 * i)
+        return state
+
+    tripped = run(transport.reason)
+    assert tripped.halted
+    assert KillReason.API_ERROR_BURST in tripped.active
+    assert tripped.exits_allowed
+    calm_state = run(margin.reason)
+    assert not calm_state.halted
+    assert calm_state.active == ()
+
+
+# --------------------------------------------------------------------------------------------
+# The trading day: start-of-UTC-day equity
+# --------------------------------------------------------------------------------------------
+
+MIDNIGHT = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def test_utc_day_turns_at_midnight() -> None:
+    assert utc_day(MIDNIGHT) == utc_day(MIDNIGHT - 0.001) + 1
+    assert utc_day(MIDNIGHT + SECONDS_PER_DAY - 0.001) == utc_day(MIDNIGHT)
+    assert utc_day(0) == 0
+    assert utc_day(-1.0) == -1
+    for bad in (math.nan, math.inf, "1", True):
+        with pytest.raises(CoreValueError) as err:
+            utc_day(bad)  # type: ignore[arg-type]
+        assert err.value.field == "utc_ts"
+
+
+def test_day_start_is_the_first_equity_at_or_after_each_midnight() -> None:
+    book = DayEquity()
+    assert book.observe(D("10000"), MIDNIGHT - 3600)  # the first reading starts a day
+    assert not book.observe(D("9600"), MIDNIGHT - 10)
+    assert book.day_start == D("10000")
+    assert book.observe(D("9610"), MIDNIGHT)  # exactly midnight belongs to the new day
+    assert not book.observe(D("9400"), MIDNIGHT + 60)
+    assert book.day == utc_day(MIDNIGHT)
+    assert book.day_start == D("9610")
+    assert book.peak == D("10000")
+    assert book.equity == D("9400")
+
+
+def test_yesterdays_loss_does_not_count_against_today() -> None:
+    # -4% yesterday, -2.2% today: measured from the first equity ever seen that is -6% and
+    # a false daily-loss halt; from today's start it is well inside the 5% limit.
+    book = DayEquity()
+    ks = ready(at=0.0)
+    book.observe(D("10000"), MIDNIGHT - 7200)
+    book.observe(D("9600"), MIDNIGHT - 60)
+    book.observe(D("9600"), MIDNIGHT + 5)
+    book.observe(D("9390"), MIDNIGHT + 600)
+    assert book.day_start is not None
+    assert book.peak is not None
+    assert book.equity is not None
+    state = ks.evaluate(
+        calm(equity=book.equity, day_start_equity=book.day_start, peak_equity=book.peak), 10.0
+    )
+    assert not state.halted, state
+    # The same readings with the first equity as the "day" start trip.
+    state = ks.evaluate(
+        calm(equity=book.equity, day_start_equity=D("10000"), peak_equity=book.peak), 20.0
+    )
+    assert KillReason.DAILY_LOSS in state.active
+
+
+def test_todays_gain_is_the_base_for_todays_loss() -> None:
+    # +10% yesterday, then -5.5% from today's start: a real daily loss, which the first
+    # equity ever seen (below today's start) would hide.
+    book = DayEquity()
+    ks = ready(at=0.0)
+    book.observe(D("10000"), MIDNIGHT - 7200)
+    book.observe(D("11000"), MIDNIGHT + 1)
+    book.observe(D("10395"), MIDNIGHT + 900)
+    assert (book.day_start, book.peak) == (D("11000"), D("11000"))
+    assert book.equity is not None
+    state = ks.evaluate(
+        calm(equity=book.equity, day_start_equity=book.day_start, peak_equity=book.peak), 10.0
+    )
+    assert state.active == (KillReason.DAILY_LOSS,)
+
+
+def test_a_wall_clock_stepping_back_across_midnight_keeps_the_day() -> None:
+    book = DayEquity()
+    book.observe(D("100"), MIDNIGHT + 1)
+    assert not book.observe(D("90"), MIDNIGHT - 1)  # NTP step back: still today
+    assert (book.day, book.day_start, book.equity) == (utc_day(MIDNIGHT), D("100"), D("90"))
+
+
+def test_restore_takes_the_journaled_day_and_keeps_a_higher_peak() -> None:
+    book = DayEquity()
+    book.restore(utc_day(MIDNIGHT), D("10000"), D("12000"))
+    assert not book.observe(D("9000"), MIDNIGHT + 3600)  # same day: the start stands
+    assert (book.day_start, book.peak, book.equity) == (D("10000"), D("12000"), D("9000"))
+    assert book.observe(D("9100"), MIDNIGHT + SECONDS_PER_DAY)
+    assert (book.day_start, book.peak) == (D("9100"), D("12000"))
+
+
+@pytest.mark.parametrize(
+    ("day", "start", "peak", "field"),
+    [
+        (1.5, D("1"), D("1"), "day"),
+        (True, D("1"), D("1"), "day"),
+        (1, D("0"), D("1"), "day_start"),
+        (1, D("NaN"), D("1"), "day_start"),
+        (1, 100, D("1"), "day_start"),
+        (1, D("1"), D("-1"), "peak"),
+    ],
+)
+def test_restore_rejects_bad_records_naming_the_field(
+    day: Any, start: Any, peak: Any, field: str
+) -> None:
+    with pytest.raises(CoreValueError) as err:
+        DayEquity().restore(day, start, peak)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("equity", [D("NaN"), D("Infinity"), 100.0, "100"])
+def test_observe_rejects_a_non_decimal_equity(equity: Any) -> None:
+    book = DayEquity()
+    with pytest.raises(CoreValueError) as err:
+        book.observe(equity, MIDNIGHT)
+    assert err.value.field == "equity"
+    assert book.day is None  # nothing was taken
+
+
+@settings(max_examples=150)
+@given(
+    readings=st.lists(
+        st.tuples(
+            st.integers(1, 10**7).map(lambda c: D(c) / 100),
+            st.floats(0.0, 3 * SECONDS_PER_DAY, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_day_start_is_the_first_reading_of_the_latest_day(
+    readings: list[tuple[Decimal, float]],
+) -> None:
+    readings = sorted(readings, key=lambda r: r[1])
+    book = DayEquity()
+    new_days = [book.observe(eq, MIDNIGHT + ts) for eq, ts in readings]
+    last_day = utc_day(MIDNIGHT + readings[-1][1])
+    todays = [eq for eq, ts in readings if utc_day(MIDNIGHT + ts) == last_day]
+    assert book.day == last_day
+    assert book.day_start == todays[0]
+    assert book.peak == max(eq for eq, _ in readings)
+    assert book.equity == readings[-1][0]
+    assert sum(new_days) == len({utc_day(MIDNIGHT + ts) for _, ts in readings})

@@ -664,3 +664,39 @@ def test_decisions_are_deterministic(schedule, boot):
     first: list[PostureDecision] = run_schedule(cfg, schedule)
     second = run_schedule(cfg, schedule)
     assert first == second
+
+
+# --- knobs within a mode (what the BeliefController must publish) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "unknown"),
+    # YELLOW caps the risk multiplier at 0.8, so its knobs move once the score passes 0.22.
+    [(PostureMode.GREEN, 1), (PostureMode.YELLOW, 3)],
+)
+def test_knobs_change_with_the_score_while_the_mode_stays(mode: PostureMode, unknown: int) -> None:
+    # The knobs are a function of score *and* mode: unknown intents tighten every entry
+    # limit at once, long before (or without) any mode change. A controller that publishes
+    # knobs only on a mode change leaves the Router enforcing the looser ones.
+    ctl = PostureController(PostureConfig(boot_mode=mode))
+    before = ctl.update(BeliefDebt(), 0.0)
+    after = ctl.update(BeliefDebt(unknown_intents=unknown, oldest_unknown_intent_s=1.0), 1.0)
+    assert (before.mode, after.mode, after.changed) == (mode, mode, False)
+    assert after.knobs != before.knobs
+    assert after.knobs.no_looser_than(before.knobs)
+    assert after.knobs.max_notional < before.knobs.max_notional
+    assert after.knobs.entry_cooldown_s > before.knobs.entry_cooldown_s
+    # Back to no debt: same mode, and the knobs loosen back to exactly the first ones.
+    again = ctl.update(BeliefDebt(), 2.0)
+    assert again.mode is mode
+    assert again.knobs == before.knobs
+
+
+def test_equal_debts_give_equal_knobs() -> None:
+    # Value equality is what the controller compares to avoid re-sending unchanged knobs.
+    ctl = PostureController(PostureConfig(boot_mode=PostureMode.GREEN))
+    debt = BeliefDebt(breadth=1, depth=0.1)
+    first = ctl.update(debt, 0.0)
+    second = ctl.update(debt, 5.0)
+    assert first.knobs == second.knobs
+    assert first.knobs is not second.knobs

@@ -802,6 +802,28 @@ def test_a_position_no_fill_in_flight_explains_is_a_mismatch_at_once(flight, ven
     assert not [d for d in result.deferred if "fill_in_flight" in d.reason]
 
 
+def test_growth_within_the_drift_tolerance_by_a_fill_in_flight_defers_the_stop_check():
+    # Found by hypothesis: 0.100 held, 0.003 more executed but not journaled yet. The
+    # position difference is within the 5 % drift tolerance (no position deferral), but
+    # the stop sized for 0.100 covers 97 % of the venue's 0.103: that is the stop
+    # following journaled fills, not a gap, while the fill is in flight.
+    stop = stop_for("i-s", "0.100", placed_at=10.0)
+    held = long_btc("0.100", opened_at=10.0, updated_at=10.0)
+    grown = LocalView(
+        orders=(stop,), positions=(held,), fills_in_flight=(in_flight("i-add", "0.003"),)
+    )
+    snap = snapshot_of(grown, 100.0, positions={(BTC, BOTH): "0.103"})
+    result = Reconciler().reconcile(grown, snap, 100.0)
+    assert result.mismatches == ()
+    assert deferred(result) == [("protection_fill_in_flight", "BOTH")]
+    # Nothing in flight: the same stop is undersized at once.
+    bare = attrs.evolve(grown, fills_in_flight=())
+    assert kinds(Reconciler().reconcile(bare, snap, 100.0)) == [K.UNDERSIZED_PROTECTION]
+    # In flight, but older than the grace: no excuse any more.
+    stale = attrs.evolve(grown, fills_in_flight=(in_flight("i-add", "0.003", since=80.0),))
+    assert kinds(Reconciler().reconcile(stale, snap, 100.0)) == [K.UNDERSIZED_PROTECTION]
+
+
 def test_drift_explained_by_a_fill_in_flight_is_deferred_and_unexplained_drift_is_not():
     stop = stop_for("i-s", "0.010", placed_at=10.0)
     held = long_btc("0.010", opened_at=10.0, updated_at=10.0)

@@ -1,4 +1,5 @@
 import itertools
+import math
 import random
 from decimal import Decimal
 
@@ -218,6 +219,40 @@ def test_refused_replace_does_not_consume_budget():
     assert budget.try_acquire("A", 0.0).allowed
     assert not budget.try_acquire("A", 1.0).allowed
     assert budget.usage("A", 1.0) == (1, 1, 0)
+
+
+def test_restored_spending_counts_against_the_windows_of_a_new_budget():
+    # A process that crashed mid-storm: 5 replaces and 2 unknowns on BTC in the last 300 s,
+    # one replace on ETH, and an old one long out of the window.
+    spent = [
+        (-400.0, "BTCUSDT", False),  # older than the window: dropped
+        (50.0, "BTCUSDT", False),
+        (60.0, "ETHUSDT", False),
+        (70.0, "BTCUSDT", True),
+        *((float(t), "BTCUSDT", False) for t in range(80, 84)),
+        (90.0, "BTCUSDT", True),
+    ]
+    budget = ReplaceBudget()
+    budget.restore(spent, now=100.0)
+    assert budget.usage("BTCUSDT", 100.0) == (6, 5, 2)
+    assert budget.try_acquire("BTCUSDT", 100.0).allowed  # the 6th on the symbol
+    refused = budget.try_acquire("BTCUSDT", 101.0)
+    assert refused.reason == "replace_budget_symbol_exhausted"
+    budget.record_ambiguity("ETHUSDT", 102.0)
+    # The restored times slide out of the window like live ones.
+    assert budget.usage("BTCUSDT", 370.5) == (5, 5, 1)  # t=50, 60 and 70 slid out
+
+
+def test_restore_clamps_entries_stamped_after_now_and_checks_times():
+    budget = ReplaceBudget()
+    budget.restore([(120.0, "A", False), (110.0, "A", True)], now=100.0)  # wall-clock skew
+    assert budget.usage("A", 100.0) == (1, 1, 1)
+    assert budget.usage("A", 400.5) == (0, 0, 0)  # counted as t=100, gone after 400
+    with pytest.raises(CoreValueError) as e:
+        ReplaceBudget().restore([(math.nan, "A", False)], now=100.0)
+    assert e.value.field == "now"
+    with pytest.raises(CoreValueError):
+        budget.restore([], now=50.0)  # before what this budget has seen
 
 
 def test_budget_rejects_a_clock_going_backwards():

@@ -86,6 +86,7 @@ order books, trades and klines.
 """
 
 import enum
+import functools
 import hmac
 import json
 import logging
@@ -95,11 +96,12 @@ import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import attrs
 import trio
 
+from scalper.asgi import bind_address, serve_asgi
 from scalper.core.errors_base import CoreValueError
 from scalper.core.model import OrderRequest, VenueOrderStatus, VenuePosition
 from scalper.core.types import ZERO, OrderType, PositionMode, PositionSide, Side, TimeInForce
@@ -1784,10 +1786,6 @@ class SimServerHandle:
         self._stop_event.set()
 
 
-def _port_of(bind: str) -> int:
-    return int(bind.rsplit(":", 1)[1])
-
-
 async def serve_sim_exchange(
     config: SimServerConfig,
     *,
@@ -1804,34 +1802,23 @@ async def serve_sim_exchange(
         clock: the injected clock (default ``trio.current_time``).
         task_status: reports the :class:`SimServerHandle` once the socket listens.
     """
-    from hypercorn.config import Config as HypercornConfig
-    from hypercorn.trio import serve
-    from hypercorn.typing import ASGIFramework
-
     app = SimExchangeApp(config, clock=clock)
-    hyper = HypercornConfig()
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    hyper.bind = [f"{host}:{config.port}"]
-    hyper.accesslog = None
-    hyper.errorlog = _log
-    hyper.graceful_timeout = config.graceful_timeout_s
-    hyper.include_server_header = False
+    host = bind_address(config.host)
     stop_event = trio.Event()
 
     async with trio.open_nursery() as nursery:
-
-        async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
-            await serve(
-                cast(ASGIFramework, app),
-                hyper,
+        port: int = await nursery.start(
+            functools.partial(
+                serve_asgi,
+                app,
+                host=config.host,
+                port=config.port,
+                graceful_timeout_s=config.graceful_timeout_s,
+                errorlog=_log,
                 shutdown_trigger=stop_event.wait,
-                task_status=task_status,
-                mode="asgi",
+                then_cancel=nursery.cancel_scope,
             )
-            nursery.cancel_scope.cancel()
-
-        binds: list[str] = await nursery.start(http_server)
-        port = _port_of(binds[0])
+        )
         nursery.start_soon(app.run_ticker)
         base = f"{host}:{port}"
         task_status.started(
