@@ -85,6 +85,7 @@ from scalper.messages import (
     CancelFailed,
     CancelRequested,
     CancelResolved,
+    DayStartEquity,
     Event,
     FillApplied,
     HaltChanged,
@@ -268,6 +269,12 @@ class OrderRecord:
     missing_backfill_mark: int | None = None
 
     @property
+    def remaining_qty(self) -> Decimal:
+        """Quantity that may still execute (0 for a close-position order, which has none)."""
+        quantity = self.request.quantity
+        return ZERO if quantity is None else max(quantity - self.filled_qty, ZERO)
+
+    @property
     def conditional(self) -> bool:
         """True if the order lives on the venue's conditional (algo) endpoints."""
         return self.request.order_type.is_conditional
@@ -387,6 +394,9 @@ class AccountState:
     backfills: dict[str, int] = attrs.Factory(dict)
     #: Last fill price per symbol (a price hint when a leg's entry is unknown).
     last_price: dict[str, Decimal] = attrs.Factory(dict)
+    #: The latest journaled start-of-UTC-day equity (the kill switch's daily-loss base; a
+    #: restarted BeliefController takes it if it is today's).
+    day_start: DayStartEquity | None = None
     #: The latest replace-budget spending, ``(wall_ms, symbol, ambiguous)`` oldest first: an
     #: admitted replace, or an unknown outcome one met. A restarted ReplaceManager seeds
     #: its sliding windows from it (bounded: far more than any window admits).
@@ -796,6 +806,8 @@ class AccountState:
                     extra.append(SetCursor(f"trades:{event.symbol}", event.cursor))
             case ActorCrashed():
                 self._bump("actor_crashes")
+            case DayStartEquity():
+                self.day_start = event
             case ReplaceAdmitted():
                 if event.decision == "replace":
                     self.replace_spent.append((self._now_ms, event.symbol, False))

@@ -81,8 +81,8 @@ Start-of-day equity (``daily_loss_limit``)
 :class:`~scalper.core.kill_switch.DayEquity` keeps the first equity observed at or after
 each UTC midnight of the injected wall clock (``Clock.wall_ms``) and the peak. The first
 equity of a new day is journaled as :class:`~scalper.messages.DayStartEquity`; a (re)started
-controller reads today's record back from the journal (scanning back no further than
-today's midnight), so a restart keeps the day's start and the peak journaled with it. What a
+controller takes today's record from the journal's state (``AccountState.day_start``, the
+latest one folded), so a restart keeps the day's start and the peak journaled with it. What a
 restart loses: a peak reached after today's record (the drawdown base falls back to the
 record's peak), and, when the process was down at midnight and no record of today exists,
 the loss between midnight and the first equity read after the restart.
@@ -150,7 +150,6 @@ from scalper.actors.journal import Journal
 from scalper.actors.reconciler import BeliefState
 from scalper.clock import Clock
 from scalper.core.kill_switch import (
-    SECONDS_PER_DAY,
     DayEquity,
     KillReason,
     KillSwitch,
@@ -189,8 +188,6 @@ from scalper.messages import (
     Resume,
     RetryScheduled,
     StreamGapObserved,
-    decode_event,
-    event_type,
 )
 from scalper.store.records import JournalEntry, LedgerState
 
@@ -214,9 +211,7 @@ _REQUESTED_RESOLUTIONS = frozenset({"query", "duplicate_client_id"})
 
 _FROZEN_ORDER_TAG = "frozen_foreign_order"
 _STREAM_GAP_TAG = "stream_gap_unbackfilled"
-_DAY_START_TYPE = event_type(DayStartEquity(0, "1970-01-01", ZERO, ZERO))
 #: Journal entries read per step when looking back for today's DayStartEquity.
-_SCAN_CHUNK = 512
 
 
 def _unit(name: str, value: object) -> None:
@@ -530,24 +525,11 @@ class BeliefController:
         today = utc_day(self._clock.wall_ms() / 1000.0)
         if self.day_equity.day is not None and self.day_equity.day >= today:
             return  # this controller (restarted as an actor) already holds today
-        midnight_ms = today * SECONDS_PER_DAY * 1000
-        store = self._journal.store
-        last = store.last_entry()
-        hi = 0 if last is None else last.seq
-        while hi >= 1:
-            lo = max(1, hi - _SCAN_CHUNK + 1)
-            for entry in reversed(list(store.entries(lo, hi))):
-                if entry.type == _DAY_START_TYPE:
-                    record = decode_event(entry.type, entry.payload)
-                    assert isinstance(record, DayStartEquity)
-                    if record.utc_day == today and record.equity > 0:
-                        self.day_equity.restore(
-                            record.utc_day, record.equity, max(record.peak_equity, record.equity)
-                        )
-                    return
-                if entry.wall_ms < midnight_ms:
-                    return  # older than today: no record of today exists
-            hi = lo - 1
+        record = self._journal.state.day_start  # the latest one journaled
+        if record is not None and record.utc_day == today and record.equity > 0:
+            self.day_equity.restore(
+                record.utc_day, record.equity, max(record.peak_equity, record.equity)
+            )
 
     # ----------------------------------------------------------------- debt
 

@@ -426,7 +426,7 @@ class ReplaceManager:
         job.symbol = new.symbol
         job.old_coid = order.client_order_id
         job.known_filled_qty = order.filled_qty
-        job.remaining_qty = max(order.request.quantity - order.filled_qty, ZERO)
+        job.remaining_qty = order.remaining_qty
         # The worse (higher) of the two prices values the worst case (core's advice).
         job.price = max(prices)
         job.reference_price = new_price if new_price is not None else hint

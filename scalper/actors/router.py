@@ -104,7 +104,7 @@ from scalper.core.model import OrderRequest, VenueOrder
 from scalper.core.orders import OrderState
 from scalper.core.posture import GuardKnobs
 from scalper.core.retry import RetryBudget, RetryConfig
-from scalper.core.types import PositionMode, PositionSide, Side
+from scalper.core.types import ZERO, PositionMode, PositionSide, Side
 from scalper.crashpoints import CrashPoint, CrashPoints
 from scalper.messages import (
     CancelFailed,
@@ -148,8 +148,6 @@ _CREATE_POLL_S = 0.25
 #: Tracker states in which it is unknown whether the create reached the book.
 _CREATE_UNSETTLED = frozenset({OrderState.PENDING, OrderState.SENT, OrderState.UNKNOWN})
 
-ZERO = Decimal(0)
-
 
 def _settled(order: OrderRecord) -> str:
     """The resolution outcome of an order that evidence has already settled."""
@@ -165,14 +163,6 @@ def _create_unresolved(order: OrderRecord) -> bool:
     if order.tracker is not None:
         return order.tracker.state in _CREATE_UNSETTLED
     return order.is_unresolved and not order.existence_proven
-
-
-def _remaining(order: OrderRecord) -> Decimal:
-    """Quantity of a possibly-live order that may still execute."""
-    quantity = order.request.quantity
-    if quantity is None:
-        return ZERO
-    return max(quantity - order.filled_qty, ZERO)
 
 
 @attrs.frozen
@@ -619,7 +609,7 @@ class Router:
             if price is None:
                 unvalued = unvalued or request.symbol
                 continue
-            amount = _remaining(order) * price
+            amount = order.remaining_qty * price
             if key == own and request.side is intent.side:
                 same_side.append(amount)
                 continue

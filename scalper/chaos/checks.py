@@ -63,7 +63,7 @@ from decimal import Decimal
 import attrs
 
 from scalper.core.posture import GuardKnobs, PostureMode
-from scalper.core.types import OrderType, Side
+from scalper.core.types import ZERO, OrderType, Side
 from scalper.messages import (
     Event,
     FillApplied,
@@ -98,7 +98,6 @@ __all__ = [
     "Violation",
 ]
 
-ZERO = Decimal(0)
 _SEVERITY = {PostureMode.GREEN: 0, PostureMode.YELLOW: 1, PostureMode.ORANGE: 2, PostureMode.RED: 3}
 _STOP_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP})
 #: Refusal reasons that mean "gated by posture, halt or kill switch" (I1 forbids them on exits).
