@@ -561,7 +561,11 @@ class RepairDeferred:
 
 @attrs.frozen
 class ReconcileCompleted:
-    """One reconcile pass: the summary line and what it found and asked for."""
+    """One reconcile pass: the summary line and what it found and asked for.
+
+    ``deferred`` lists what could not be judged yet, as ``reason:symbol:subject`` (the order's
+    client id, or the leg's position side), so a mismatch that never appeared is explained.
+    """
 
     summary: str
     clean: bool
@@ -570,6 +574,7 @@ class ReconcileCompleted:
     repairs: tuple[str, ...]
     skipped: tuple[str, ...]
     correlation_id: str
+    deferred: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -158,6 +158,10 @@ class ReconcilerActor:
                     f"{s.action.kind}:{s.action.symbol}:{s.cause}" for s in result.skipped
                 ),
                 correlation_id=correlation_id,
+                deferred=tuple(
+                    f"{d.reason}:{d.symbol}:{d.client_order_id or d.position_side}"
+                    for d in result.deferred
+                ),
             )
         )
         for action in result.repairs:

@@ -30,6 +30,14 @@ wrong, I10), so they are journaled within the grace even with the stream down. A
 flight past the grace explains nothing: the difference is the usual drift, orphan or phantom.
 A difference no fill in flight explains is judged at once, as before.
 
+Our orders leave the book the same way: one that fills (or is cancelled) after the stream's
+last report and before the snapshot is read is missing from the book while its report is
+still on its way. For ``lag_grace_sec`` from the first snapshot that misses one of our acked
+orders (OPEN or CANCELING), its remaining quantity counts as a fill in flight: the order is
+deferred as ``vanished_within_grace`` and fetched, and a position difference it explains
+(and that leg's protection) is deferred as above. A difference it does not explain is
+judged at once; an order still missing after the grace is ``stale_local_order``.
+
 A leg we hold flat is judged, not dropped: a venue position on a leg whose last journaled
 change (the exit fill) is younger than ``lag_grace_sec`` is the snapshot lagging that exit,
 deferred as ``local_flat_within_grace`` (its protection too); past the grace it is an orphan
@@ -38,7 +46,7 @@ position as usual.
 Mismatch kinds (``local_value`` / ``venue_value`` carry the quantities compared):
 
 * ``stale_local_order``: we believe an order may be live; the venue does not list it, past
-  the grace period. Repair ``QUERY_ORDER`` (its fills must be fetched and journaled, I10);
+  the grace period (from its placement and, for an acked order, from its first miss). Repair ``QUERY_ORDER`` (its fills must be fetched and journaled, I10);
   ``MARK_ORDER_GONE`` once a cancel was already requested, or after
   ``stale_order_miss_count`` consecutive snapshots without it. MARK_ORDER_GONE updates
   belief only: it is *not* a :class:`~scalper.core.ids.GenerationProof` and never licenses
@@ -810,9 +818,9 @@ class Deferred:
 
     Attributes:
         symbol: the symbol.
-        reason: why it was deferred (``absent_within_grace``, ``phantom_pending``,
-            ``fill_in_flight``, ``local_flat_within_grace``, ``protection_fill_in_flight``,
-            ...).
+        reason: why it was deferred (``absent_within_grace``, ``vanished_within_grace``,
+            ``phantom_pending``, ``fill_in_flight``, ``local_flat_within_grace``,
+            ``protection_fill_in_flight``, ...).
         client_order_id: the order, if it is about one.
         position_side: the leg, if it is about a position.
     """
@@ -979,6 +987,8 @@ class Reconciler:
     _last_repair: dict[tuple[RepairKind, str], float] = attrs.field(factory=dict, init=False)
     #: When the fills of an order in flight were last fetched, by client order id.
     _fetched: dict[str, float] = attrs.field(factory=dict, init=False)
+    #: When each of our acked orders was first missing from the venue's book (taken_at).
+    _vanished_since: dict[str, float] = attrs.field(factory=dict, init=False)
     _last_taken_at: float | None = attrs.field(default=None, init=False)
     _last_now: float | None = attrs.field(default=None, init=False)
 
@@ -1033,7 +1043,8 @@ class Reconciler:
         fresh = self._last_taken_at is None or taken_at > self._last_taken_at
         self._last_taken_at = taken_at
         plan = _Plan()
-        self._check_orders(view, snapshot, taken_at, fresh, plan)
+        view, vanished = self._with_vanished(view, snapshot, taken_at)
+        self._check_orders(view, snapshot, taken_at, fresh, plan, vanished)
         self._check_orphan_orders(view, snapshot, plan)
         self._check_positions(view, snapshot, taken_at, fresh, plan)
         self._check_protection(view, snapshot, taken_at, plan)
@@ -1081,6 +1092,61 @@ class Reconciler:
 
     # ----------------------------------------------------------------- our orders
 
+    def _with_vanished(
+        self, view: LocalView, snapshot: AccountSnapshot, taken_at: float
+    ) -> tuple[LocalView, frozenset[str]]:
+        """Add the remaining quantity of orders that just left the book as fills in flight.
+
+        An acked order missing from the venue's book most often filled (or was cancelled)
+        between the user stream's last report and this snapshot's read, and the report is
+        on its way. For ``lag_grace_sec`` from the first snapshot that missed it, its
+        remaining quantity counts as a fill in flight (module docstring): a position
+        difference it explains is deferred, and the order is fetched rather than judged.
+        A difference it does not explain is judged at once; past the grace, the order is
+        stale as usual.
+        """
+        grace = self.config.lag_grace_sec
+        venue_coids = {o.client_order_id for o in snapshot.open_orders if o.status.is_open}
+        reported = {f.client_order_id for f in view.fills_in_flight}
+        since: dict[str, float] = {}
+        flights: list[FillInFlight] = []
+        for lo in view.orders:
+            coid = lo.client_order_id
+            if not _covers(snapshot, lo.symbol):
+                if coid in self._vanished_since:
+                    since[coid] = self._vanished_since[coid]
+                continue
+            if (
+                coid in venue_coids
+                or lo.state not in _ACKED_STATES
+                or taken_at - lo.placed_at < grace
+            ):
+                continue
+            first = self._vanished_since.get(coid, taken_at)
+            since[coid] = first
+            remaining = None if lo.quantity is None else lo.quantity - lo.filled_qty
+            if (
+                taken_at - first < grace
+                and remaining is not None
+                and remaining > ZERO
+                and coid not in reported
+            ):
+                flights.append(
+                    FillInFlight(
+                        client_order_id=coid,
+                        symbol=lo.symbol,
+                        side=lo.side,
+                        quantity=remaining,
+                        since=first,
+                        position_side=lo.position_side,
+                    )
+                )
+        self._vanished_since = since
+        if not flights:
+            return view, frozenset()
+        widened = attrs.evolve(view, fills_in_flight=(*view.fills_in_flight, *flights))
+        return widened, frozenset(f.client_order_id for f in flights)
+
     def _check_orders(
         self,
         view: LocalView,
@@ -1088,6 +1154,7 @@ class Reconciler:
         taken_at: float,
         fresh: bool,
         plan: _Plan,
+        vanished: frozenset[str],
     ) -> None:
         cfg = self.config
         venue_by_coid = _venue_orders_by_coid(snapshot)
@@ -1141,6 +1208,19 @@ class Reconciler:
                         position_side=lo.position_side,
                     )
                 )
+                continue
+            if lo.client_order_id in vanished:
+                # It just left the book: its report (fill or cancel) is likely on the way.
+                # Fetch it now; judge it only if it is still unexplained after the grace.
+                plan.defer(
+                    Deferred(
+                        symbol=lo.symbol,
+                        reason="vanished_within_grace",
+                        client_order_id=lo.client_order_id,
+                        position_side=lo.position_side,
+                    )
+                )
+                plan.fetch(lo.symbol, _order_target(lo, None))
                 continue
             missing.add(lo.client_order_id)
             if fresh or lo.client_order_id not in self._order_misses:
@@ -1432,10 +1512,11 @@ class Reconciler:
             young = [
                 f for f in flights.get(leg, ()) if _within(f.since, taken_at, cfg.lag_grace_sec)
             ]
-            if pending is None and lq != vq and young and self._explained_by(lq, vq, young):
+            if pending is None and young and self._explained_by(lq, vq, young):
                 # Fills we know of but have not journaled grew the position (within the drift
-                # tolerance, so the position check let it pass): the stop is sized from
-                # journaled fills and follows them once they are journaled.
+                # tolerance, so the position check let it pass), or turned it over (our stop
+                # and a resting entry both filled: the size is unchanged, the stop gone): the
+                # stop is sized from journaled fills and follows them once they are journaled.
                 pending = "fill_in_flight"
             if pending is not None:
                 # The position itself waits for our journal (fills in flight, or an exit just
@@ -1617,6 +1698,9 @@ class Reconciler:
             for t in targets:
                 self._fetched[t.client_order_id or ""] = now
 
+
+#: States in which the venue acknowledged the order onto its book.
+_ACKED_STATES = frozenset({LocalOrderState.OPEN, LocalOrderState.CANCELING})
 
 _ORPHAN_REPAIR = {
     OrphanAction.ADOPT: RepairKind.ADOPT_ORDER,
