@@ -31,6 +31,7 @@ from scalper.chaos.plan import (
     Resume,
     Scenario,
     Step,
+    Unfreeze,
     VenueCancel,
 )
 from scalper.chaos.runner import run_scenario
@@ -125,7 +126,8 @@ def steps(draw: st.DrawFn) -> Step:
         return VenueCancel(at, draw(st.sampled_from(("stops", "entries"))))
     if choice == 6:
         return MovePrice(at, Decimal(draw(st.sampled_from(("59700", "60000", "60300")))))
-    return Halt(at) if draw(st.booleans()) else Resume(at)
+    operator: tuple[Step, ...] = (Halt(at), Resume(at), Unfreeze(at, patience_s=30.0))
+    return draw(st.sampled_from(operator))
 
 
 def test_the_ci_profile_is_the_default_and_the_env_widens_it():

@@ -85,6 +85,7 @@ __all__ = [
     "Resume",
     "RetryScheduled",
     "StartupPhase",
+    "StreamDown",
     "StreamGapObserved",
     "SubmitIntent",
     "SupervisorEscalated",
@@ -495,6 +496,18 @@ class PositionSynced:
 
 
 @attrs.frozen
+class StreamDown:
+    """The user stream lost its connection; the reconnect's gap closes the outage.
+
+    ``detected_at`` is when the adapter reported it; events from ``since`` on may be missing.
+    """
+
+    since: float
+    detected_at: float
+    reason: str
+
+
+@attrs.frozen
 class StreamGapObserved:
     """The user stream may have missed events in this window; a backfill follows."""
 
@@ -793,6 +806,7 @@ Event = (
     | OrderObserved
     | FillApplied
     | PositionSynced
+    | StreamDown
     | StreamGapObserved
     | BackfillCompleted
     | OrderMissing
@@ -835,6 +849,7 @@ _EVENT_CLASSES: Final[tuple[type[Any], ...]] = (
     OrderObserved,
     FillApplied,
     PositionSynced,
+    StreamDown,
     StreamGapObserved,
     BackfillCompleted,
     OrderMissing,

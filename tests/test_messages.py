@@ -69,6 +69,7 @@ from scalper.messages import (
     Resume,
     RetryScheduled,
     StartupPhase,
+    StreamDown,
     StreamGapObserved,
     SubmitIntent,
     SupervisorEscalated,
@@ -356,6 +357,9 @@ EVENT_STRATEGIES: dict[str, SearchStrategy[Any]] = {
         previous=signed_decimals,
         reason=tags,
         correlation_id=ids,
+    ),
+    "stream_down": st.builds(
+        StreamDown, since=finite_floats, detected_at=finite_floats, reason=texts
     ),
     "stream_gap_observed": st.builds(
         StreamGapObserved, started_at=finite_floats, ended_at=finite_floats, reason=texts

@@ -803,17 +803,20 @@ async def test_fills_in_flight_during_a_stream_gap_never_turn_the_posture_red(
         OrderAcked,
         PostureChanged,
         ReconcileCompleted,
+        StreamDown,
         StreamGapObserved,
     )
 
     venue = make_venue(FaultSpec(start=200.0, end=260.0, kind="STREAM_DISCONNECT"))
-    plan = ((212.0, entry("fif-e1")), (222.0, entry("fif-e2")), (232.0, exit_("fif-x", "0.004")))
+    # The second entry waits out the cooldown the blind stream adds (stream_down tightens
+    # the knobs: 10 s after the first it is refused entry_cooldown, as it should be).
+    plan = ((212.0, entry("fif-e1")), (243.0, entry("fif-e2")), (253.0, exit_("fif-x", "0.004")))
     receipts = []
     positions = []
     async with running(venue) as system:
         await ready_for_entries(system)
         assert trio.current_time() < 200.0
-        # Routine backfills run every 30 s from the start (210, 240): the one after each
+        # Routine backfills run every 30 s from the start (210, 240, 270): the one after each
         # order is too far away to journal its fill within the reconcile's lag grace.
         for at, intent in plan:
             while trio.current_time() < at:
@@ -834,6 +837,9 @@ async def test_fills_in_flight_during_a_stream_gap_never_turn_the_posture_red(
     modes = [e.mode for e in story[start:] if isinstance(e, PostureChanged)]
     assert "RED" not in modes, modes
     assert not [e for e in story if isinstance(e, HaltChanged) and e.halted]
+    # The outage was journaled while it lasted, not only at the reconnect.
+    down = next(n for n, e in enumerate(story) if isinstance(e, StreamDown))
+    assert down < next(n for n, e in enumerate(story) if isinstance(e, StreamGapObserved))
     passes = [e for e in story[start:] if isinstance(e, ReconcileCompleted)]
     assert passes
     assert all(p.clean and p.streak == 0 for p in passes), passes

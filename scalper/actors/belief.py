@@ -98,10 +98,13 @@ read from the stored cursor covers the gap; with none seen yet, any one settles 
 debt's source confidence is capped at ``stream_gap_confidence`` and tagged
 ``stream_gap_unbackfilled``: the knobs tighten at once, the mode follows if it persists,
 and recovery waits for the backfill. A short reconnect raises nothing here (the evidence
-health still records it). The collector journals a gap only once the stream is back, so
-what this measures is the time the gap's fills are unaccounted for, not the outage itself:
-while the adapter is still reconnecting, neither the journal nor the evidence health (the
-collector's heartbeat keeps an open stream fresh) has anything to show.
+health still records it).
+
+The outage itself counts too: the collector journals :class:`~scalper.messages.StreamDown`
+as soon as the adapter reports the connection lost, and from ``stream_gap_grace_s`` after
+the outage began until the reconnect's gap is journaled, the same cap applies, tagged
+``stream_down`` (the collector also stops counting the stream as fresh, so its evidence
+health decays meanwhile). Entries tighten while the stream is blind, not only afterwards.
 
 Frozen foreign orders
 ~~~~~~~~~~~~~~~~~~~~~
@@ -165,7 +168,7 @@ from scalper.core.posture import (
     PostureDecision,
     PostureMode,
 )
-from scalper.core.reconcile import ACCOUNT, Mismatch, MismatchKind, ReconcileResult
+from scalper.core.reconcile import ACCOUNT, Mismatch, MismatchKind
 from scalper.core.types import ZERO
 from scalper.messages import (
     BackfillCompleted,
@@ -187,6 +190,7 @@ from scalper.messages import (
     ReconcileCompleted,
     Resume,
     RetryScheduled,
+    StreamDown,
     StreamGapObserved,
 )
 from scalper.store.records import JournalEntry, LedgerState
@@ -211,6 +215,7 @@ _REQUESTED_RESOLUTIONS = frozenset({"query", "duplicate_client_id"})
 
 _FROZEN_ORDER_TAG = "frozen_foreign_order"
 _STREAM_GAP_TAG = "stream_gap_unbackfilled"
+_STREAM_DOWN_TAG = "stream_down"
 #: Journal entries read per step when looking back for today's DayStartEquity.
 
 
@@ -238,10 +243,11 @@ class BeliefConfig:
             timeout turns a send that hangs longer into an explicit UNKNOWN, which counts
             at once.
         stream_gap_grace_s: a journaled stream gap shorter than this (a quick reconnect)
-            raises no debt here.
-        stream_gap_confidence: the source confidence cap while a longer gap's fills are not
-            yet backfilled, in [0, 1] (0.5 scores 0.3 with the default weights: YELLOW once
-            it persists; 1 disables).
+            raises no debt here, and neither does an outage (``stream_down``) until it has
+            lasted this long.
+        stream_gap_confidence: the source confidence cap while the stream is down past the
+            grace, or a longer gap's fills are not yet backfilled, in [0, 1] (0.5 scores 0.3
+            with the default weights: YELLOW once it persists; 1 disables).
         frozen_order_pressure: the pressure, in [0, 1], held while a frozen foreign order
             rests: 0.6 scores 0.3 with the default weights, YELLOW (tighter entry limits on
             every symbol, entries still allowed) and never more on its own; 0 keeps only
@@ -334,21 +340,6 @@ def _operator_owned(mismatch: Mismatch, frozen_symbols: frozenset[str]) -> bool:
     )
 
 
-def _significant_among(result: ReconcileResult, subset: tuple[Mismatch, ...]) -> bool:
-    """True if ``subset`` holds a mismatch the reconcile counted toward its streak.
-
-    Reconcile counts the mismatches at or above its ``streak_min_severity`` as violations;
-    those are exactly the ``violations`` most severe ones (equal severities are counted
-    alike), so the threshold is the ``violations``-th largest severity.
-    """
-    violations = result.summary.violations
-    if violations <= 0 or not subset:
-        return False
-    severities = sorted((m.severity for m in result.mismatches), reverse=True)
-    threshold = severities[min(violations, len(severities)) - 1]
-    return any(m.severity >= threshold for m in subset)
-
-
 @attrs.define
 class _StreamGap:
     """A journaled stream gap whose fills are not yet backfilled on every symbol."""
@@ -416,6 +407,8 @@ class BeliefController:
         self.pending_api_requests = 0
         self.pending_api_errors = 0
         self._stream_gaps: list[_StreamGap] = []
+        #: Since when the journal shows the user stream down (no reconnect gap yet).
+        self._stream_down_since: float | None = None
         #: Symbols whose trade backfills this controller has seen journaled.
         self._backfilled_symbols: set[str] = set()
 
@@ -486,8 +479,13 @@ class BeliefController:
             requests, errors = api_counts(event)
             self.pending_api_requests += requests
             self.pending_api_errors += errors
-            if isinstance(event, StreamGapObserved):
-                if self._open_stream_gap(event):
+            if isinstance(event, StreamDown):
+                if self._stream_down_since is None:
+                    self._stream_down_since = event.since
+            elif isinstance(event, StreamGapObserved):
+                was_down = self._stream_down_since is not None
+                self._stream_down_since = None
+                if self._open_stream_gap(event) or was_down:
                     await self._update(None)
             elif isinstance(event, BackfillCompleted):
                 self._backfilled_symbols.add(event.symbol)
@@ -541,7 +539,7 @@ class BeliefController:
         unexplained = tuple(m for m in result.mismatches if not _operator_owned(m, frozen))
         if result.clean or (result.snapshot_ok and not unexplained):
             self.mismatch_streak = 0
-        elif _significant_among(result, unexplained):
+        elif any(m.significant for m in unexplained):
             self.mismatch_streak += 1
         self._unexplained = unexplained
         self.frozen_order_symbols = tuple(sorted({m.symbol for m in owned}))
@@ -584,6 +582,11 @@ class BeliefController:
         if self._stream_gaps:
             confidence = min(confidence, self._config.stream_gap_confidence)
             tags.add(_STREAM_GAP_TAG)
+        down = self._stream_down_since
+        if down is not None and now - down >= self._config.stream_gap_grace_s:
+            # Blind right now: a fill is learned only over REST until the reconnect.
+            confidence = min(confidence, self._config.stream_gap_confidence)
+            tags.add(_STREAM_DOWN_TAG)
         age = 0.0 if self._unclean_since is None else max(0.0, now - self._unclean_since)
         gap = max((now - t for t in self._gap_since.values()), default=0.0)
         if self._protection_gap is not None:

@@ -10,6 +10,10 @@ before anyone acts on it:
   (journaled at most once per (symbol, trade id): the Journal refuses a repeat, I10); other
   order updates become :class:`~scalper.messages.OrderObserved`. Unknown event types are
   journaled as :class:`~scalper.messages.InvalidInput`, never a crash. When the stream
+  reports :class:`~scalper.venues.base.StreamDisconnected` (or the adapter itself fails),
+  the outage is journaled at once as :class:`~scalper.messages.StreamDown` and the stream
+  stops counting as fresh (its heartbeat pauses), so the posture reacts while the stream is
+  blind, not only after it is back. When the stream
   reports a :class:`~scalper.venues.base.StreamGap` (or dies and is reopened), the gap is
   journaled, the stream source's health records it, and every traded symbol is
   **backfilled** over REST from its stored cursor, so a fill that happened during the
@@ -46,6 +50,7 @@ from scalper.messages import (
     FillApplied,
     InvalidInput,
     OrderObserved,
+    StreamDown,
     StreamGapObserved,
 )
 from scalper.state import OrderRecord
@@ -53,6 +58,7 @@ from scalper.venues.base import (
     AccountUpdate,
     OrderUpdate,
     StreamConnected,
+    StreamDisconnected,
     StreamEvent,
     StreamGap,
     UnknownStreamEvent,
@@ -162,6 +168,8 @@ class EvidenceCollector:
         self._venue_owners: dict[tuple[str, str], str] = {}
         #: Symbols whose last backfill stopped at a trade it could not attribute.
         self._retry_backfill: set[str] = set()
+        #: Since when the stream is known to be down (journaled), or None while it is up.
+        self._down_since: float | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Collect until cancelled. A restart resumes from the journal's cursors."""
@@ -185,28 +193,46 @@ class EvidenceCollector:
                         await self._on_gap(StreamGap(down_since, self._clock.now(), "reopened"))
                         down_since = None
                     delay = self._config.reconnect_delay_s
+                    failure: BaseException | None = None
                     async with trio.open_nursery() as beat:
                         beat.start_soon(self._heartbeat)
-                        async for event in events:
-                            await self._on_event(event)
+                        try:
+                            async for event in events:
+                                await self._on_event(event)
+                        except (VenueError, trio.BrokenResourceError, OSError) as exc:
+                            # Raised out of the nursery it would arrive wrapped in an
+                            # ExceptionGroup, which the handlers below do not catch.
+                            failure = exc
                         beat.cancel_scope.cancel()
+                    if failure is not None:
+                        raise failure
             except VenueError as exc:
-                self.health.record_error(
-                    SourceKind.USER_STREAM, self._clock.now(), exc.verdict.reason
-                )
+                reason = exc.verdict.reason
             except (trio.BrokenResourceError, OSError) as exc:
-                self.health.record_error(
-                    SourceKind.USER_STREAM, self._clock.now(), type(exc).__name__
-                )
+                reason = type(exc).__name__
+            else:
+                reason = "stream_ended"
             if down_since is None:
                 down_since = self._clock.now()
+            await self._stream_down(down_since, reason)
             await trio.sleep(delay)
             delay = min(delay * 2, self._config.reconnect_max_s)
 
     async def _heartbeat(self) -> None:
         while True:
-            self.health.observe(SourceKind.USER_STREAM, self._clock.now())
+            if self._down_since is None:
+                # An open, quiet stream is fresh; a reconnecting one is not.
+                self.health.observe(SourceKind.USER_STREAM, self._clock.now())
             await trio.sleep(self._config.stream_heartbeat_s)
+
+    async def _stream_down(self, since: float, reason: str) -> None:
+        """Journal an outage once, as soon as it is known (not only at the reconnect)."""
+        now = self._clock.now()
+        self.health.record_error(SourceKind.USER_STREAM, now, reason)
+        if self._down_since is not None:
+            return
+        self._down_since = since
+        await self._journal.append(StreamDown(since=since, detected_at=now, reason=reason))
 
     async def _backfill_loop(self) -> None:
         # First pass at once: fills made while the process was down are fetched before
@@ -233,7 +259,10 @@ class EvidenceCollector:
             case AccountUpdate():
                 self.health.observe(SourceKind.USER_STREAM, now)
             case StreamConnected():
+                self._down_since = None
                 self.health.observe(SourceKind.USER_STREAM, now)
+            case StreamDisconnected():
+                await self._stream_down(event.since, event.reason)
             case StreamGap():
                 await self._on_gap(event)
             case UnknownStreamEvent():
@@ -323,6 +352,7 @@ class EvidenceCollector:
         return attrs.evolve(fill, client_order_id=owner) if owner in state.orders else fill
 
     async def _on_gap(self, gap: StreamGap) -> None:
+        self._down_since = None
         self.health.record_gap(
             SourceKind.USER_STREAM,
             self._clock.now(),

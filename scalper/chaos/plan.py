@@ -41,7 +41,8 @@ field of every class is validated and a bad value raises
   a planted ``client_order_id`` follows the exchange's pattern (1-36 of ``A-Za-z0-9.:/_-``).
 * **The scenario as a whole**: ``settle_s < duration_s``; every fault lies in
   ``[0, duration_s - settle_s]``; every step is due before ``duration_s`` (a later one
-  would never run) and only :class:`Exit` and :class:`Resume` run in the settle tail;
+  would never run) and only :class:`Exit`, :class:`Resume` and :class:`Unfreeze` (the
+  operator's own actions) run in the settle tail;
   ``expect.degrade_after`` lies inside the run; ``reaches`` names catalogue labels
   (:data:`scalper.chaos.sometimes.CATALOGUE`).
 """
@@ -76,6 +77,7 @@ __all__ = [
     "Resume",
     "Scenario",
     "Step",
+    "Unfreeze",
     "VenueCancel",
 ]
 
@@ -323,6 +325,24 @@ class Resume:
 
 
 @attrs.frozen
+class Unfreeze:
+    """The operator lifts the symbol's freeze (after removing the foreign order by hand).
+
+    Refused while the last reconcile is not clean; the operator tries again every
+    ``retry_s`` for up to ``patience_s`` (never past the run's end), as a person at the
+    console would.
+    """
+
+    at: float = attrs.field(validator=_time)
+    patience_s: float = attrs.field(default=120.0, validator=_time)
+    retry_s: float = attrs.field(default=5.0, validator=_time)
+
+    def __attrs_post_init__(self) -> None:
+        if self.retry_s <= 0:
+            raise CoreValueError("retry_s", f"must be > 0, got {self.retry_s!r}")
+
+
+@attrs.frozen
 class MovePrice:
     """The market jumps: the exchange's mark and book move to ``price``."""
 
@@ -403,7 +423,7 @@ class PlantOrphan:
 #: One scripted action.
 Step = (
     Enter | Exit | Cancel | Replace | Halt | Resume | MovePrice | ArmCrash | Kill | VenueCancel
-) | PlantOrphan
+) | (PlantOrphan | Unfreeze)
 
 _STEP_TYPES = (
     Enter,
@@ -417,6 +437,7 @@ _STEP_TYPES = (
     Kill,
     VenueCancel,
     PlantOrphan,
+    Unfreeze,
 )
 
 
@@ -553,10 +574,11 @@ class Scenario:
                     f"must be before duration_s {self.duration_s} (it would never run), "
                     f"got {step.at}",
                 )
-            if step.at >= quiet_from and not isinstance(step, Exit | Resume):
+            if step.at >= quiet_from and not isinstance(step, Exit | Resume | Unfreeze):
                 raise CoreValueError(
                     f"steps[{i}].at",
-                    f"only Exit and Resume may run in the settle tail (from {quiet_from}), "
+                    f"only Exit, Resume and Unfreeze may run in the settle tail (from "
+                    f"{quiet_from}), "
                     f"got {type(step).__name__} at {step.at}",
                 )
         after = self.expect.degrade_after

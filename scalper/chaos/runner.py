@@ -53,6 +53,7 @@ from scalper.chaos.plan import (
     Resume,
     Scenario,
     Step,
+    Unfreeze,
     VenueCancel,
 )
 from scalper.chaos.sometimes import reached
@@ -428,6 +429,8 @@ class _Run:
             case Resume():
                 result = await system.resume("chaos script")
                 self._note("action", f"operator resume: {result}")
+            case Unfreeze():
+                await self._unfreeze(system, step)
             case MovePrice():
                 self.engine.set_mark_price(SYMBOL, step.price, trio.current_time())
                 self._note("market", f"price jumps to {step.price}")
@@ -440,6 +443,20 @@ class _Run:
                 self._plant(step)
             case Kill():
                 raise AssertionError("Kill is handled by the driver")
+
+    async def _unfreeze(self, system: System, step: Unfreeze) -> None:
+        """The operator lifts the freeze, retrying while a reconcile is not clean yet."""
+        end = self.t0 + self.scenario.duration_s
+        reason = "no_attempt"
+        with trio.move_on_at(min(trio.current_time() + step.patience_s, end)):
+            while True:
+                result = await system.unfreeze(SYMBOL, "chaos operator: foreign order removed")
+                reason = result.reason
+                if result.done or reason == "not_frozen":
+                    self._note("action", f"operator unfreeze {SYMBOL}: {reason}")
+                    return
+                await trio.sleep(step.retry_s)
+        self._note("action", f"operator unfreeze {SYMBOL}: gave up ({reason})")
 
     async def _entries_allowed(
         self,
@@ -620,13 +637,16 @@ class _Run:
                         "posture.degrades", now, f"the posture never left GREEN after t={start}"
                     )
                 )
-        if expect.recover and not (system.knobs.allow_entries and not system.journal.state.halted):
+        state = system.journal.state
+        if expect.recover and not (
+            system.knobs.allow_entries and not state.halted and not state.frozen_symbols
+        ):
             self.checker.violations.append(
                 Violation(
                     "posture.recovers",
                     now,
                     f"entries still blocked at the end (posture {system.knobs.mode}, halts "
-                    f"{dict(system.journal.state.halts)})",
+                    f"{dict(state.halts)}, frozen symbols {dict(state.frozen_symbols)})",
                 )
             )
         if expect.kill_switch and not any(

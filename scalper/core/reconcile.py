@@ -742,6 +742,8 @@ class Mismatch:
         venue_value: the venue's (``None`` where it has nothing; covered size for
             protection kinds).
         reasons: short tags explaining the finding.
+        significant: the reconcile counted it toward its streak (severity at or above
+            ``streak_min_severity``); set on the mismatches of a :class:`ReconcileResult`.
     """
 
     kind: MismatchKind
@@ -753,6 +755,7 @@ class Mismatch:
     local_value: Decimal | None = None
     venue_value: Decimal | None = None
     reasons: tuple[str, ...] = ()
+    significant: bool = False
 
 
 @attrs.frozen
@@ -1068,12 +1071,19 @@ class Reconciler:
             limit = self.config.max_snapshot_age_sec
             excess = min(1.0, max(0.0, (age - limit) / limit))
             severity = min(1.0, _SEV_SNAPSHOT_STALE + 0.5 * excess)
-        mismatch = Mismatch(kind=kind, symbol=ACCOUNT, severity=severity, reasons=(reason,))
+        significant = severity >= self.config.streak_min_severity
+        mismatch = Mismatch(
+            kind=kind,
+            symbol=ACCOUNT,
+            severity=severity,
+            reasons=(reason,),
+            significant=significant,
+        )
         deferred = tuple(Deferred(symbol=s, reason="no_evidence") for s in sorted(view.symbols))
         self.streak += 1
         summary = ReconcileSummary(
             unknown=len(deferred),
-            violations=1 if severity >= self.config.streak_min_severity else 0,
+            violations=1 if significant else 0,
             streak=self.streak,
             snapshot_ok=False,
         )
@@ -1601,14 +1611,17 @@ class Reconciler:
             key: t for key, t in self._last_repair.items() if now - t < cfg.cooldown(key[0])
         }
         self._fetch_in_flight(now, plan, issued, skipped)
-        mismatches = tuple(sorted(plan.mismatches, key=_mismatch_key))
+        mismatches = tuple(
+            attrs.evolve(m, significant=m.severity >= cfg.streak_min_severity)
+            for m in sorted(plan.mismatches, key=_mismatch_key)
+        )
         deferred = tuple(
             sorted(
                 plan.deferred,
                 key=lambda d: (d.symbol, d.reason, d.client_order_id or "", str(d.position_side)),
             )
         )
-        significant = sum(1 for m in mismatches if m.severity >= cfg.streak_min_severity)
+        significant = sum(1 for m in mismatches if m.significant)
         clean = not mismatches
         if clean:
             self.streak = 0

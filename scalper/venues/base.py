@@ -18,8 +18,10 @@ order id, never by resending.
 
 The user-data stream is an async iterator of :data:`StreamEvent` inside an async context
 manager. Besides order and account updates it reports its own health: a
-:class:`StreamGap` after a reconnect tells the EvidenceCollector that events may have been
-missed between two instants, so trades must be backfilled over REST.
+:class:`StreamDisconnected` as soon as the connection is lost (the adapter keeps
+reconnecting on its own; the iterator does not end), and a :class:`StreamGap` after the
+reconnect, which tells the EvidenceCollector that events may have been missed between two
+instants, so trades must be backfilled over REST.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,6 +47,7 @@ __all__ = [
     "AccountUpdate",
     "OrderUpdate",
     "StreamConnected",
+    "StreamDisconnected",
     "StreamEvent",
     "StreamGap",
     "UnknownStreamEvent",
@@ -129,6 +132,19 @@ class StreamConnected:
 
 
 @attrs.frozen
+class StreamDisconnected:
+    """The stream lost its connection at ``at``; events from ``since`` on may be missing.
+
+    The adapter is reconnecting; until its :class:`StreamGap` arrives the user stream is
+    blind, and a fill can only be learned over REST.
+    """
+
+    at: float
+    since: float
+    reason: str
+
+
+@attrs.frozen
 class StreamGap:
     """Events between ``started_at`` and ``ended_at`` may have been missed.
 
@@ -149,7 +165,14 @@ class UnknownStreamEvent:
     raw: str
 
 
-StreamEvent = OrderUpdate | AccountUpdate | StreamConnected | StreamGap | UnknownStreamEvent
+StreamEvent = (
+    OrderUpdate
+    | AccountUpdate
+    | StreamConnected
+    | StreamDisconnected
+    | StreamGap
+    | UnknownStreamEvent
+)
 
 
 @runtime_checkable

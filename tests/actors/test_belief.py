@@ -52,6 +52,7 @@ from scalper.messages import (
     ReconcileCompleted,
     Resolution,
     RetryScheduled,
+    StreamDown,
     StreamGapObserved,
     SymbolFrozen,
     decode_event,
@@ -512,6 +513,122 @@ async def test_a_short_reconnect_raises_nothing(mock_clock) -> None:
         assert not r.controller.stream_gap_open
         assert r.controller.last_debt.source_confidence == 1.0
         assert r.controller.knobs == before
+
+
+GRACE = BeliefConfig().stream_gap_grace_s
+CAP = BeliefConfig().stream_gap_confidence
+
+
+async def test_a_stream_outage_tightens_once_it_outlasts_the_grace(mock_clock):
+    async with rig(mock_clock) as r:
+        await r.append(BackfillCompleted(BTC, None, 0, 0, "startup"))
+        await r.reconcile()
+        assert r.controller.last_debt.source_confidence == 1.0
+        since = r.clock.now() - 1.0  # the last frame the stream had
+        await r.append(StreamDown(since=since, detected_at=r.clock.now(), reason="ping_timeout"))
+        # A blip inside the grace raises nothing, now or up to the grace's last instant.
+        for at in (since, since + GRACE / 2, since + GRACE - 0.01):
+            early = r.controller.debt(at)
+            assert early.source_confidence == 1.0
+            assert "stream_down" not in early.extra_tags
+        knobs_before = r.controller.knobs
+        assert "stream_down" not in r.controller.last_debt.extra_tags
+        # Still down past the grace: the tick alone applies the cap, no reconcile needed.
+        await r.advance(GRACE)
+        debt = r.controller.last_debt
+        assert debt.source_confidence <= CAP
+        assert "stream_down" in debt.extra_tags
+        assert "stream_gap_unbackfilled" not in debt.extra_tags
+        assert r.controller.debt(since + GRACE).source_confidence <= CAP
+        for _ in range(6):  # reconciles keep passing: the blind stream holds the posture
+            await r.advance(5.0)
+            await r.reconcile()
+        assert r.controller.posture.mode is PostureMode.YELLOW
+        assert r.controller.knobs.max_notional < knobs_before.max_notional
+        decision = r.controller.last_decision
+        assert decision is not None
+        assert "stream_down" in decision.explanation.cause_tags
+        # The reconnect's gap covers the whole outage; its backfill failed so far.
+        now = r.clock.now()
+        await r.append(StreamGapObserved(since, now, "ping_timeout"))
+        debt = r.controller.last_debt
+        assert "stream_down" not in debt.extra_tags
+        assert "stream_gap_unbackfilled" in debt.extra_tags
+        assert debt.source_confidence <= CAP
+        assert _gap_open(r)
+        await r.append(BackfillCompleted(BTC, None, 1, 1, f"gap:{now:.3f}"))
+        assert not _gap_open(r)
+        assert r.controller.last_debt.source_confidence == 1.0
+        assert r.controller.last_debt.extra_tags == ()
+        for _ in range(24):
+            await r.advance(5.0)
+            await r.reconcile()
+        modes = [(e.previous, e.mode) for e in r.events(PostureChanged)]
+        causes = r.events(PostureChanged)[0].causes
+    assert modes == [("GREEN", "YELLOW"), ("YELLOW", "GREEN")]
+    assert "stream_down" in causes
+
+
+async def test_a_short_outage_raises_nothing_before_or_after_its_reconnect(mock_clock):
+    async with rig(mock_clock) as r:
+        await r.append(BackfillCompleted(BTC, None, 0, 0, "startup"))
+        await r.reconcile()
+        before = r.controller.knobs
+        since = r.clock.now()
+        await r.append(StreamDown(since=since, detected_at=since, reason="disconnected"))
+        await r.advance(2.0)
+        now = r.clock.now()
+        await r.append(StreamGapObserved(since, now, "disconnected"))
+        await r.advance(GRACE * 4)
+        # Long after the outage began: the reconnect closed it, nothing is left to count.
+        for at in (now, since + GRACE, since + GRACE * 10):
+            debt = r.controller.debt(at)
+            assert debt.source_confidence == 1.0
+            assert debt.extra_tags == ()
+        assert not _gap_open(r)
+        assert r.controller.last_debt.source_confidence == 1.0
+        assert r.controller.knobs == before
+        assert r.events(PostureChanged) == []
+
+
+async def test_an_outage_is_measured_from_its_first_report(mock_clock):
+    # A second StreamDown for the same outage (a restarted collector reports it again) must
+    # not restart the grace: the stream has been blind since the first one.
+    async with rig(mock_clock) as r:
+        await r.append(BackfillCompleted(BTC, None, 0, 0, "startup"))
+        await r.reconcile()
+        first = r.clock.now()
+        await r.append(StreamDown(since=first, detected_at=first, reason="ping_timeout"))
+        await r.advance(GRACE - 1.0)
+        again = r.clock.now()
+        await r.append(StreamDown(since=again, detected_at=again, reason="stream_ended"))
+        await r.advance(1.0)
+        debt = r.controller.debt(first + GRACE)
+        assert debt.source_confidence <= CAP
+        assert "stream_down" in debt.extra_tags
+        assert "stream_down" in r.controller.last_debt.extra_tags
+
+
+async def test_the_outage_cap_respects_its_configuration(mock_clock):
+    config = BeliefConfig(stream_gap_grace_s=30.0, stream_gap_confidence=0.2)
+    async with rig(mock_clock, config=config) as r:
+        await r.append(BackfillCompleted(BTC, None, 0, 0, "startup"))
+        await r.reconcile()
+        since = r.clock.now()
+        await r.append(StreamDown(since=since, detected_at=since, reason="maintenance"))
+        assert r.controller.debt(since + 29.0).source_confidence == 1.0
+        capped = r.controller.debt(since + 30.0)
+        assert capped.source_confidence == pytest.approx(0.2)
+        assert capped.extra_tags == ("stream_down",)
+    disabled = BeliefConfig(stream_gap_confidence=1.0)
+    async with rig(mock_clock, config=disabled) as r:
+        await r.reconcile()
+        since = r.clock.now()
+        await r.append(StreamDown(since=since, detected_at=since, reason="maintenance"))
+        # A cap of 1 caps nothing; the tag still says why the stream is not trusted.
+        debt = r.controller.debt(since + 60.0)
+        assert debt.source_confidence == 1.0
+        assert "stream_down" in debt.extra_tags
 
 
 # ------------------------------------------------------------------------------ 5. frozen orders

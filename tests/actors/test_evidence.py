@@ -7,24 +7,45 @@ crash leaves behind: an order of ours whose create outcome was never journaled (
 so the journal does not know its venue id when its trade is read.
 """
 
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import cast
 
+import pytest
 import trio
 
 from scalper.actors.evidence import CollectorConfig, EvidenceCollector, QueryOrders, SnapshotReady
 from scalper.actors.journal import Journal
 from scalper.clock import simulated_clock
 from scalper.core.errors import ErrorClass, Operation, classify_error
+from scalper.core.evidence import SourceHealthSnapshot, SourceKind
 from scalper.core.ids import Role, client_order_id
 from scalper.core.intents import Intent, IntentKind
 from scalper.core.model import Fill, VenueOrder, VenueOrderStatus
 from scalper.core.types import ZERO, OrderType, Side
-from scalper.messages import BackfillCompleted, Event, FillApplied, OrderSending, decode_event
+from scalper.messages import (
+    BackfillCompleted,
+    Event,
+    FillApplied,
+    OrderSending,
+    StreamDown,
+    StreamGapObserved,
+    decode_event,
+)
 from scalper.store.store import Store
-from scalper.venues.base import Venue, VenueError
+from scalper.venues.base import (
+    StreamConnected,
+    StreamDisconnected,
+    StreamEvent,
+    StreamGap,
+    Venue,
+    VenueError,
+)
+from scalper.venues.sim.faults import FaultInjector, FaultSpec
+from scalper.venues.sim.inproc import InProcessVenue
+from tests.venues.sim.simkit import make_engine
 
 BTC = "BTCUSDT"
 D = Decimal
@@ -126,7 +147,7 @@ class TradesVenue:
 
 @asynccontextmanager
 async def collector_on(
-    venue: TradesVenue, *events: OrderSending
+    venue: TradesVenue | InProcessVenue, *events: OrderSending
 ) -> AsyncIterator[tuple[EvidenceCollector, Journal]]:
     """A journal holding ``events`` and a collector on it (not running: tests drive it)."""
     clock = simulated_clock(NOW_MS)
@@ -282,3 +303,322 @@ def test_the_scripted_failure_is_a_retryable_read() -> None:
     # The scripted 503 must be what a real venue's busy answer classifies as, or the tests
     # above would prove nothing about production errors.
     assert busy().verdict.error_class is ErrorClass.RETRYABLE
+
+
+# ---------------------------------------------------------------------------- stream outages
+
+
+class _Feed:
+    """The iterator a scripted stream hands out: what the test sends, raised if an error."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[StreamEvent | Exception]) -> None:
+        self._receive = receive
+
+    def __aiter__(self) -> "_Feed":
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        try:
+            item = await self._receive.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class StreamVenue(TradesVenue):
+    """A TradesVenue with a user stream the test scripts.
+
+    Each open first raises the next of ``open_failures`` (a refused listen key, a dead
+    socket); once none is left it opens, and ``feed`` carries what the stream delivers.
+    Closing ``feed`` ends the iterator; the context then exits raising ``exit_failure``
+    if one is set (how the Binance adapter gives up after too many failed reconnects).
+    """
+
+    def __init__(self) -> None:
+        super().__init__([], {})
+        self.open_failures: list[Exception] = []
+        self.exit_failure: Exception | None = None
+        self.opens = 0
+        self.feed: trio.MemorySendChannel[StreamEvent | Exception] | None = None
+
+    @asynccontextmanager
+    async def user_stream(self) -> AsyncIterator[_Feed]:
+        self.opens += 1
+        await trio.lowlevel.checkpoint()
+        if self.open_failures:
+            raise self.open_failures.pop(0)
+        send, receive = trio.open_memory_channel[StreamEvent | Exception](16)
+        self.feed = send
+        with receive:
+            yield _Feed(receive)
+        if self.exit_failure is not None:
+            failure, self.exit_failure = self.exit_failure, None
+            raise failure
+
+    async def send(self, *items: StreamEvent | Exception) -> None:
+        assert self.feed is not None, "the stream is not open"
+        for item in items:
+            await self.feed.send(item)
+        await trio.sleep(0.01)  # let the collector take them in
+
+
+def stream_story(journal: Journal) -> list[StreamDown | StreamGapObserved]:
+    return [e for e in events_in(journal) if isinstance(e, StreamDown | StreamGapObserved)]
+
+
+def only_down(journal: Journal) -> StreamDown:
+    """The one outage journaled so far, still open (no gap yet)."""
+    (down,) = stream_story(journal)
+    assert isinstance(down, StreamDown)
+    return down
+
+
+def one_outage(story: list[StreamDown | StreamGapObserved]) -> tuple[StreamDown, StreamGapObserved]:
+    """The story of exactly one outage: its StreamDown, then its gap."""
+    down, gap = story
+    assert isinstance(down, StreamDown)
+    assert isinstance(gap, StreamGapObserved)
+    return down, gap
+
+
+def user_stream_health(collector: EvidenceCollector) -> SourceHealthSnapshot:
+    return collector.health.snapshot(trio.current_time()).source(SourceKind.USER_STREAM)
+
+
+async def test_an_outage_is_journaled_once_at_once_and_its_gap_follows_the_reconnect(
+    autojump_clock,
+) -> None:
+    venue = StreamVenue()
+    async with (
+        collector_on(venue) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(0.01)
+        await venue.send(StreamConnected(at=trio.current_time()))
+        await trio.sleep(60)
+        quiet = user_stream_health(collector)
+        # The socket dies at 60 s; the last frame it had was at 58 s.
+        down_at = trio.current_time()
+        await venue.send(StreamDisconnected(at=down_at, since=58.0, reason="ping_timeout"))
+        down = only_down(journal)
+        await trio.sleep(20)
+        # The adapter says it again (an implementation that repeats itself, or a second
+        # failed attempt): the outage is the same one, journaled once.
+        await venue.send(StreamDisconnected(at=trio.current_time(), since=79.0, reason="dns"))
+        await trio.sleep(80)
+        blind = user_stream_health(collector)
+        assert stream_story(journal) == [down]
+        back_at = trio.current_time()
+        await venue.send(
+            StreamConnected(at=back_at, reconnect=True),
+            StreamGap(started_at=58.0, ended_at=back_at, reason="ping_timeout"),
+        )
+        await trio.sleep(20)
+        recovered = user_stream_health(collector)
+        story = stream_story(journal)
+        backfills = backfills_in(journal)
+        nursery.cancel_scope.cancel()
+    assert down == StreamDown(since=58.0, detected_at=down_at, reason="ping_timeout")
+    assert story == [down, StreamGapObserved(58.0, back_at, "ping_timeout")]
+    assert [b.correlation_id for b in backfills] == [f"gap:{back_at:.3f}"]
+    # An open, quiet stream stays fresh on the heartbeat alone (10 s) ...
+    assert quiet.freshness_s <= 10.0
+    assert not quiet.stale
+    # ... a reconnecting one does not: 100 s without a word is stale (90 s by default),
+    # and both reports count as errors against the source.
+    assert blind.freshness_s >= 100.0
+    assert blind.stale
+    assert "error:ping_timeout" in blind.reasons
+    assert "error:dns" in blind.reasons
+    assert blind.error_count == 2
+    assert blind.confidence == 0.0
+    # Back and quiet again: the heartbeat counts it fresh once more.
+    assert recovered.freshness_s <= 10.0
+    assert not recovered.stale
+    assert recovered.confidence > blind.confidence
+
+
+async def test_each_outage_is_journaled_once_and_closed_by_its_own_gap(autojump_clock) -> None:
+    venue = StreamVenue()
+    async with (
+        collector_on(venue) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(0.01)
+        await venue.send(StreamConnected(at=trio.current_time()))
+        for since, reason in ((10.0, "ping_timeout"), (40.0, "listen_key_expired")):
+            await trio.sleep_until(since + 1.0)
+            await venue.send(StreamDisconnected(trio.current_time(), since, reason))
+            await trio.sleep(5)
+            # Binance's order: the gap, then the reconnect.
+            now = trio.current_time()
+            await venue.send(StreamGap(since, now, reason), StreamConnected(now, reconnect=True))
+        story = stream_story(journal)
+        nursery.cancel_scope.cancel()
+    assert [type(e).__name__ for e in story] == [
+        "StreamDown",
+        "StreamGapObserved",
+        "StreamDown",
+        "StreamGapObserved",
+    ]
+    downs = [e for e in story if isinstance(e, StreamDown)]
+    gaps = [e for e in story if isinstance(e, StreamGapObserved)]
+    assert [(d.since, d.reason) for d in downs] == [
+        (10.0, "ping_timeout"),
+        (40.0, "listen_key_expired"),
+    ]
+    assert [d.since for d in downs] == [g.started_at for g in gaps]
+    assert all(d.since < d.detected_at < g.ended_at for d, g in zip(downs, gaps, strict=True))
+
+
+async def test_a_stream_that_cannot_be_opened_is_journaled_down_and_reopened_with_a_gap(
+    autojump_clock,
+) -> None:
+    # The listen key is refused (503), then the socket fails twice: three failed opens are
+    # one outage, from the first failure until the stream is open again.
+    venue = StreamVenue()
+    refused = busy()
+    venue.open_failures = [refused, OSError("connection refused"), trio.BrokenResourceError()]
+    async with (
+        collector_on(venue) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(0.01)
+        down = only_down(journal)
+        await trio.sleep(10)
+        assert venue.opens == 4  # retried with backoff (0.5, 1, 2 s) until it opened
+        health = user_stream_health(collector)
+        story = stream_story(journal)
+        nursery.cancel_scope.cancel()
+    assert down == StreamDown(since=0.0, detected_at=0.0, reason=refused.verdict.reason)
+    _, gap = one_outage(story)
+    assert gap == StreamGapObserved(0.0, gap.ended_at, "reopened")
+    assert gap.ended_at == 3.5
+    assert health.error_count == 3
+    assert {"error:OSError", "error:BrokenResourceError"} <= set(health.reasons)
+
+
+async def test_an_adapter_that_gives_up_is_journaled_down_and_reopened_with_a_gap(
+    autojump_clock,
+) -> None:
+    # The Binance adapter's way of failing: its iterator stops and its context exits with
+    # a RETRYABLE VenueError once reconnecting has failed too often.
+    venue = StreamVenue()
+    gave_up = VenueError.transport(
+        request_written=False, operation=Operation.QUERY, detail="user stream gave up"
+    )
+    async with (
+        collector_on(venue) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(0.01)
+        await venue.send(StreamConnected(at=trio.current_time()))
+        await trio.sleep(30)
+        venue.exit_failure = gave_up
+        assert venue.feed is not None
+        died_at = trio.current_time()
+        await venue.feed.aclose()
+        await trio.sleep(0.1)
+        down = only_down(journal)
+        await trio.sleep(5)
+        story = stream_story(journal)
+        nursery.cancel_scope.cancel()
+    assert down == StreamDown(since=died_at, detected_at=died_at, reason=gave_up.verdict.reason)
+    _, gap = one_outage(story)
+    assert gap == StreamGapObserved(died_at, gap.ended_at, "reopened")
+    assert venue.opens == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError("connection reset"), trio.BrokenResourceError()],
+    ids=["OSError", "BrokenResourceError"],
+)
+async def test_a_stream_that_dies_mid_read_is_journaled_down_and_reopened_with_a_gap(
+    autojump_clock, failure: Exception
+) -> None:
+    venue = StreamVenue()
+    async with (
+        collector_on(venue) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(0.01)
+        await venue.send(StreamConnected(at=trio.current_time()))
+        await trio.sleep(30)
+        died_at = trio.current_time()
+        await venue.send(failure)
+        await trio.sleep(5)
+        story = stream_story(journal)
+        nursery.cancel_scope.cancel()
+    down, gap = one_outage(story)
+    assert down == StreamDown(since=died_at, detected_at=died_at, reason=type(failure).__name__)
+    assert gap == StreamGapObserved(died_at, gap.ended_at, "reopened")
+    assert venue.opens == 2
+
+
+async def test_an_outage_reported_by_the_adapter_is_not_journaled_again_when_it_dies(
+    autojump_clock,
+) -> None:
+    # The adapter reports the outage, then gives up and ends the iterator: still one outage,
+    # dated from what the adapter said, closed by the collector's own reopen.
+    venue = StreamVenue()
+    async with (
+        collector_on(venue) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(0.01)
+        await venue.send(StreamConnected(at=trio.current_time()))
+        await trio.sleep(20)
+        await venue.send(StreamDisconnected(trio.current_time(), 19.0, "ping_timeout"))
+        assert venue.feed is not None
+        await venue.feed.aclose()
+        await trio.sleep(5)
+        story = stream_story(journal)
+        nursery.cancel_scope.cancel()
+    down, gap = one_outage(story)
+    assert (down.since, down.reason) == (19.0, "ping_timeout")
+    assert gap.reason == "reopened"
+    assert venue.opens == 2
+
+
+async def test_the_sim_outage_is_journaled_while_it_lasts_and_health_decays_meanwhile(
+    autojump_clock,
+) -> None:
+    engine = make_engine()
+    injector = FaultInjector((FaultSpec(20.0, 120.0, "STREAM_DISCONNECT"),), random.Random(1))
+    venue = InProcessVenue(engine, injector, clock=trio.current_time)
+    async with (
+        collector_on(venue) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(19)
+        before = user_stream_health(collector)
+        await trio.sleep(2)
+        down = only_down(journal)  # the venue is still down: no gap yet
+        await trio.sleep_until(115)
+        during = user_stream_health(collector)
+        assert stream_story(journal) == [down]
+        await trio.sleep_until(130)
+        after = user_stream_health(collector)
+        story = stream_story(journal)
+        nursery.cancel_scope.cancel()
+    assert 20.0 <= down.detected_at < 20.1
+    assert down.since <= down.detected_at
+    assert down.reason == "stream_disconnect"
+    _, gap = one_outage(story)
+    assert (gap.started_at, gap.reason) == (down.since, down.reason)
+    assert gap.ended_at >= 120.0
+    assert not before.stale
+    assert during.stale
+    assert during.freshness_s >= 115.0 - 20.1
+    assert not after.stale
+    assert after.freshness_s <= 10.0

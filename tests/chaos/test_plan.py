@@ -28,6 +28,7 @@ from scalper.chaos.plan import (
     Resume,
     Scenario,
     Step,
+    Unfreeze,
     VenueCancel,
 )
 from scalper.core.errors_base import CoreValueError
@@ -140,8 +141,12 @@ def test_only_exit_and_resume_may_run_in_the_settle_tail(step):
     assert info.value.field == "steps[1].at"
 
 
-@pytest.mark.parametrize("step", [Exit(720, "flatten"), Resume(999.9)], ids=["Exit", "Resume"])
-def test_exit_and_resume_are_allowed_in_the_tail(step):
+@pytest.mark.parametrize(
+    "step",
+    [Exit(720, "flatten"), Resume(999.9), Unfreeze(800)],
+    ids=["Exit", "Resume", "Unfreeze"],
+)
+def test_operator_steps_and_exits_are_allowed_in_the_tail(step):
     assert scenario(steps=(step,)).steps == (step,)
 
 
@@ -212,6 +217,7 @@ def test_a_step_time_must_be_finite_and_not_negative(at):
         lambda: Exit(at, "x"),
         lambda: Halt(at),
         lambda: Resume(at),
+        lambda: Unfreeze(at),
         lambda: Kill(at),
         lambda: VenueCancel(at),
     ):
@@ -418,6 +424,11 @@ _CASES = [
     (lambda v: Halt(10, v), "reason", 5, "5"),
     *_bad_times(lambda v: Resume(v), "at"),
     *_bad_times(lambda v: Kill(v), "at"),
+    # Unfreeze
+    *_bad_times(lambda v: Unfreeze(v), "at"),
+    *_bad_times(lambda v: Unfreeze(10, patience_s=v), "patience_s"),
+    *_bad_times(lambda v: Unfreeze(10, retry_s=v), "retry_s"),
+    (lambda v: Unfreeze(10, retry_s=v), "retry_s", 0.0, "0.0"),
     # MovePrice
     *_bad_times(lambda v: MovePrice(v, "60000"), "at"),
     *_bad_quantities(lambda v: MovePrice(10, v), "price"),

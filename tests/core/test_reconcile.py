@@ -1280,6 +1280,7 @@ def test_reconcile_invariants_over_random_histories(scenario):
             assert 0.0 <= m.severity <= 1.0
             assert m.reasons
         significant = [m for m in r.mismatches if m.severity >= cfg.streak_min_severity]
+        assert [m for m in r.mismatches if m.significant] == significant
         assert r.summary.violations == len(significant)
         assert r.summary.unknown == len(r.deferred)
         assert r.clean == (r.snapshot_ok and not r.mismatches)

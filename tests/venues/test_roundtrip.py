@@ -28,6 +28,7 @@ from scalper.core.types import OrderType, Side, TimeInForce
 from scalper.venues.base import (
     OrderUpdate,
     StreamConnected,
+    StreamDisconnected,
     StreamEvent,
     StreamGap,
     Venue,
@@ -354,10 +355,13 @@ async def test_expired_listen_key_is_a_gap_then_a_reconnect_on_a_new_key(
     async with venue.user_stream() as events:
         first = await first_event(events)
         old_key = rig.handle.app.listen_key
+        down = await first_event(events)
         gap = await first_event(events)
         again = await first_event(events)
         new_key = rig.handle.app.listen_key
     assert isinstance(first, StreamConnected)
+    assert isinstance(down, StreamDisconnected)
+    assert down.reason == "listen_key_expired"
     assert isinstance(gap, StreamGap)
     assert gap.reason == "listen_key_expired"
     assert first.at <= gap.started_at <= gap.ended_at

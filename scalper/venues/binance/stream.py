@@ -24,9 +24,11 @@ session until one of them ends it:
   ``ws_ping_timeout_s`` ends the session (``ping_timeout``): a silently dead TCP
   connection is found within a bounded time.
 
-After a session ends the stream reconnects (immediately if the connection had been stable
-for ``stable_connection_s``, otherwise with exponential backoff), and once connected again
-it emits ``StreamGap(started_at, ended_at, reason)`` followed by
+When a session ends the stream emits ``StreamDisconnected(at, since, reason)`` at once (the
+consumer knows it is blind while the reconnect runs; once per outage, not per failed
+attempt), then reconnects (immediately if the connection had been stable for
+``stable_connection_s``, otherwise with exponential backoff), and once connected again it
+emits ``StreamGap(started_at, ended_at, reason)`` followed by
 ``StreamConnected(reconnect=True)``. ``started_at`` is the last instant the stream had
 evidence of being whole: the last frame or pong for transport failures, the last frame or
 successful keepalive for listen-key failures. The gap is *evidence*, not an error: the
@@ -81,6 +83,7 @@ from scalper.venues.base import (
     AccountUpdate,
     OrderUpdate,
     StreamConnected,
+    StreamDisconnected,
     StreamEvent,
     StreamGap,
     UnknownStreamEvent,
@@ -355,11 +358,19 @@ class _UserStream:
             error = exc
         end = self._end
         connected = self._session_connected
+        was_up = self._gap is None
         if end is not None:
             self._gap = _Gap(end.since, end.reason)
         elif connected and self._gap is None:
             # Connected, then failed without a task saying why (e.g. a close error).
             self._gap = _Gap(self._transport_alive_at, GapReason.DISCONNECTED)
+        if was_up and self._gap is not None:
+            # Say so now, not at the reconnect: until then the stream is blind.
+            await self._emit(
+                StreamDisconnected(
+                    at=self._clock(), since=self._gap.since, reason=self._gap.reason.value
+                )
+            )
         if connected and self._clock() - self._connected_at >= self._config.stable_connection_s:
             self._failures = 0
         else:

@@ -49,8 +49,8 @@ protocol does not model) an :class:`UnknownStreamEvent` carrying Binance's JSON.
 
 The stream announces its health: :class:`StreamConnected` (``reconnect=False``) when the
 first connection is up. When the stream goes down (STREAM_DISCONNECT, MAINTENANCE,
-LISTEN_KEY_EXPIRY) every event until the reconnect is lost, as on Binance; the iterator
-does *not* end: it retries every ``reconnect_delay_s`` (re-creating the listen key first),
+LISTEN_KEY_EXPIRY) it yields :class:`StreamDisconnected` at once, and every event until the
+reconnect is lost, as on Binance; the iterator does *not* end: it retries every ``reconnect_delay_s`` (re-creating the listen key first),
 and once connected again yields ``StreamConnected(reconnect=True)`` followed by a
 :class:`StreamGap` whose ``[started_at, ended_at]`` covers every event that may have been
 missed. That gap is the EvidenceCollector's cue to snapshot and backfill trades (I10).
@@ -87,6 +87,7 @@ from scalper.venues.base import (
     AccountUpdate,
     OrderUpdate,
     StreamConnected,
+    StreamDisconnected,
     StreamEvent,
     StreamGap,
     UnknownStreamEvent,
@@ -528,6 +529,9 @@ class _UserStream:
             self._gap_from = step.disconnect.since
             self._gap_reason = step.disconnect.reason
             self._next_attempt = now + self._venue.config.reconnect_delay_s
+            self._pending.append(
+                StreamDisconnected(at=now, since=self._gap_from, reason=self._gap_reason)
+            )
             return
         if now >= self._next_attempt:
             self._try_connect(now)

@@ -43,6 +43,7 @@ from scalper.venues.base import (
     AccountUpdate,
     OrderUpdate,
     StreamConnected,
+    StreamDisconnected,
     StreamEvent,
     StreamGap,
     UnknownStreamEvent,
@@ -1042,15 +1043,20 @@ async def test_loopback_stream_reconnects_and_reports_the_gap(nursery: trio.Nurs
     fake = FakeBinance()
     venue = await loopback_venue(nursery, server, fake)
     async with venue.user_stream() as events:
-        first_event, update, gap, again, algo = await take(events, 5)
+        first_event, update, down, gap, again, algo = await take(events, 6)
     first = connected(first_event)
     assert first == StreamConnected(at=first.at, reconnect=False)
     assert isinstance(update, OrderUpdate)
     assert update.fill is not None
     assert update.fill.quantity == D("0.004")
     assert update.order.client_order_id == CID
+    # The loss is reported when it happens, before the reconnect is even attempted.
+    assert isinstance(down, StreamDisconnected)
+    assert down.reason == "disconnected"
     assert isinstance(gap, StreamGap)
     assert gap.reason == "disconnected"
+    assert down.since == gap.started_at
+    assert gap.started_at <= down.at <= gap.ended_at
     assert isinstance(again, StreamConnected)
     assert again.reconnect
     assert first.at <= gap.started_at <= gap.ended_at == again.at
@@ -1072,7 +1078,9 @@ async def test_loopback_listen_key_expired_creates_a_new_key(nursery: trio.Nurse
     )
     venue = await loopback_venue(nursery, server, fake)
     async with venue.user_stream() as events:
-        _, gap, again = await take(events, 3)
+        _, down, gap, again = await take(events, 4)
+    assert isinstance(down, StreamDisconnected)
+    assert down.reason == "listen_key_expired"
     assert isinstance(gap, StreamGap)
     assert gap.reason == "listen_key_expired"
     assert isinstance(again, StreamConnected)
@@ -1167,9 +1175,13 @@ async def test_ping_timeout_gap_starts_at_the_last_frame(autojump_clock) -> None
         stable_connection_s=0.0,
     )
     async with venue.user_stream() as events:
-        first_event, update, gap, again = await take(events, 4, within_s=100)
+        first_event, update, down, gap, again = await take(events, 5, within_s=100)
     first, again = connected(first_event), connected(again)
     assert isinstance(update, AccountUpdate)
+    # Reported when the pong is overdue, naming the last frame as the start of the hole.
+    assert down == StreamDisconnected(
+        at=first.at + 15.0, since=first.at + 3.0, reason="ping_timeout"
+    )
     assert isinstance(gap, StreamGap)
     assert gap.reason == "ping_timeout"
     assert gap.started_at == first.at + 3.0  # the last frame, not the connect
@@ -1194,10 +1206,12 @@ async def test_keepalive_runs_on_schedule_and_minus_1125_recreates_the_key(autoj
         ws_ping_timeout_s=10.0,
     )
     async with venue.user_stream() as events:
-        first_event, gap, again = await take(events, 3, within_s=10_000)
+        first_event, down, gap, again = await take(events, 4, within_s=10_000)
     first = connected(first_event)
     puts = [t for r, t in zip(fake.requests, fake.times, strict=True) if r.method == "PUT"]
     assert puts == [first.at + 1800.0, first.at + 3600.0]
+    assert isinstance(down, StreamDisconnected)
+    assert down.reason == "listen_key_invalid"
     assert isinstance(gap, StreamGap)
     assert gap.reason == "listen_key_invalid"
     assert gap.started_at == first.at + 1800.0  # the last keepalive that proved the key
@@ -1255,7 +1269,8 @@ async def test_reconnect_backs_off_and_gives_up_with_one_venue_error(autojump_cl
     assert "OSError" in caught.value.message
     gaps = [t - connector.times[0] for t in connector.times]
     assert gaps == [0.0, 2.0, 4.0, 8.0]  # short-lived session counts: 1, then 2, 4
-    assert [type(e) for e in seen] == [StreamConnected, OrderUpdate]
+    # One StreamDisconnected for the outage, not one per failed reconnect attempt.
+    assert [type(e) for e in seen] == [StreamConnected, OrderUpdate, StreamDisconnected]
 
 
 async def test_fatal_listen_key_error_raises_on_entry(autojump_clock) -> None:

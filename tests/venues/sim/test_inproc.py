@@ -23,6 +23,7 @@ from scalper.venues.base import (
     AccountUpdate,
     OrderUpdate,
     StreamConnected,
+    StreamDisconnected,
     StreamEvent,
     StreamGap,
     UnknownStreamEvent,
@@ -576,6 +577,103 @@ async def test_listen_key_creation_faults_delay_the_reconnect(autojump_clock):
     assert gap.ended_at >= 6.0  # no key could be created before the 503s stopped
     assert venue.injector is not None
     assert any(e.op == "listen_key" for e in venue.injector.injected)
+
+
+def downs_of(got: list[tuple[float, StreamEvent]]) -> list[tuple[float, StreamDisconnected]]:
+    return [(t, e) for t, e in got if isinstance(e, StreamDisconnected)]
+
+
+async def test_a_disconnect_is_reported_at_once_and_its_gap_follows_the_reconnect(
+    autojump_clock,
+):
+    venue = make_venue(FaultSpec(5, 8, K.STREAM_DISCONNECT))
+    async with recording(venue) as got:
+        await trio.sleep(1.013)
+        await venue.create_order(market(BUY, "0.1", "before"))
+        await trio.sleep(4.5)
+        # Between the disconnect and the reconnect: the consumer already knows it is blind.
+        ((arrived, down),) = downs_of(got)
+        during = await venue.create_order(market(BUY, "0.1", "during"))
+        await trio.sleep(4)
+        await venue.create_order(market(BUY, "0.1", "after"))
+    # Reported at the first poll inside the window, and delivered the instant it was made.
+    assert 5.0 <= down.at < 5.0 + venue.config.poll_interval_s + 1e-9
+    assert arrived == down.at
+    (gap,) = gaps_of(got)
+    # One outage, one story: the same lost-since instant, the same reason, both ends.
+    assert (down.since, down.reason) == (gap.started_at, gap.reason)
+    assert down.reason == "stream_disconnect"
+    assert down.since <= down.at < 8.0 <= gap.ended_at
+    events = [e for _, e in got]
+    at_down = events.index(down)
+    reconnect = events.index(StreamConnected(at=gap.ended_at, reconnect=True))
+    # Nothing arrives over a dead connection: the reconnect and its gap come next, in order.
+    assert events[at_down + 1 : at_down + 3] == [events[reconnect], gap]
+    assert fills_of(got) == ["1", "3"]  # "during" is lost with the connection
+    assert down.at <= engine_seconds(venue, during.venue_time_ms) <= gap.ended_at
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        (K.STREAM_DISCONNECT, "stream_disconnect"),
+        (K.MAINTENANCE, "maintenance"),
+        (K.LISTEN_KEY_EXPIRY, "listen_key_expired"),
+    ],
+)
+async def test_every_outage_is_reported_once_before_its_reconnect(autojump_clock, kind, reason):
+    # Two outages of the same kind. A disconnect or maintenance window 12-30 s outlasts
+    # many reconnect attempts (one a second): each failed attempt is not a new outage.
+    venue = make_venue(FaultSpec(3, 4, kind), FaultSpec(12, 30, kind))
+    async with recording(venue) as got:
+        await trio.sleep(40)
+    downs = [e for _, e in downs_of(got)]
+    gaps = gaps_of(got)
+    assert [d.reason for d in downs] == [reason, reason]
+    assert [g.reason for g in gaps] == [reason, reason]
+    assert [d.since for d in downs] == [g.started_at for g in gaps]
+    assert downs[0].at < gaps[0].ended_at < downs[1].at < gaps[1].ended_at
+    # Health events only: connected, then (down, reconnected, gap) per outage, in that order.
+    health = [
+        type(e).__name__
+        for _, e in got
+        if isinstance(e, StreamConnected | StreamDisconnected | StreamGap)
+    ]
+    outage = ["StreamDisconnected", "StreamConnected", "StreamGap"]
+    assert health == ["StreamConnected", *outage, *outage]
+
+
+async def test_a_slow_reconnect_reports_one_disconnect_however_many_attempts_fail(
+    autojump_clock,
+):
+    # No listen key can be created until 6 s: every attempt in between fails.
+    venue = make_venue(
+        FaultSpec(2, 3, K.STREAM_DISCONNECT),
+        FaultSpec(0.5, 6, K.UNKNOWN_503_NOT_PLACED, operations={"listen_key"}),
+    )
+    async with recording(venue) as got:
+        await trio.sleep(8)
+    ((_, down),) = downs_of(got)
+    (gap,) = gaps_of(got)
+    assert venue.injector is not None
+    attempts = [e for e in venue.injector.injected if e.op == "listen_key"]
+    assert len(attempts) >= 2  # the reconnect really did fail more than once
+    assert down.since == gap.started_at
+    assert down.at < 3.0
+    assert gap.ended_at >= 6.0
+
+
+async def test_a_healthy_stream_reports_no_disconnect(autojump_clock):
+    # Lossy but connected: drops and delays are not outages (only a backfill finds a drop).
+    venue = make_venue(FaultSpec(0, 5, K.STREAM_DROP), FaultSpec(5, 10, K.STREAM_DELAY))
+    async with recording(venue) as got:
+        await venue.create_order(market(BUY, "0.1", "hs1"))
+        await trio.sleep(6)
+        await venue.create_order(market(BUY, "0.1", "hs2"))
+        await trio.sleep(6)
+    assert downs_of(got) == []
+    assert gaps_of(got) == []
+    assert fills_of(got) == ["2"]
 
 
 async def test_snapshot_lag_rest_reads_trail_the_stream(autojump_clock):
