@@ -213,7 +213,8 @@ class EvidenceCollector:
             else:
                 reason = "stream_ended"
             if down_since is None:
-                down_since = self._clock.now()
+                # From when the adapter said the stream went down, if it said so first.
+                down_since = self._down_since if self._down_since is not None else self._clock.now()
             await self._stream_down(down_since, reason)
             await trio.sleep(delay)
             delay = min(delay * 2, self._config.reconnect_max_s)

@@ -383,6 +383,21 @@ def one_outage(story: list[StreamDown | StreamGapObserved]) -> tuple[StreamDown,
     return down, gap
 
 
+@asynccontextmanager
+async def streaming(
+    venue: TradesVenue | InProcessVenue, *, connected: bool = True
+) -> AsyncIterator[tuple[EvidenceCollector, Journal]]:
+    """The collector's stream loop running on ``venue`` (connected: the stream said it is up)."""
+    async with collector_on(venue) as (collector, journal), trio.open_nursery() as nursery:
+        nursery.start_soon(collector._stream_loop)
+        await trio.sleep(0.01)
+        if connected:
+            assert isinstance(venue, StreamVenue)
+            await venue.send(StreamConnected(at=trio.current_time()))
+        yield collector, journal
+        nursery.cancel_scope.cancel()
+
+
 def user_stream_health(collector: EvidenceCollector) -> SourceHealthSnapshot:
     return collector.health.snapshot(trio.current_time()).source(SourceKind.USER_STREAM)
 
@@ -391,13 +406,7 @@ async def test_an_outage_is_journaled_once_at_once_and_its_gap_follows_the_recon
     autojump_clock,
 ) -> None:
     venue = StreamVenue()
-    async with (
-        collector_on(venue) as (collector, journal),
-        trio.open_nursery() as nursery,
-    ):
-        nursery.start_soon(collector._stream_loop)
-        await trio.sleep(0.01)
-        await venue.send(StreamConnected(at=trio.current_time()))
+    async with streaming(venue) as (collector, journal):
         await trio.sleep(60)
         quiet = user_stream_health(collector)
         # The socket dies at 60 s; the last frame it had was at 58 s.
@@ -420,7 +429,6 @@ async def test_an_outage_is_journaled_once_at_once_and_its_gap_follows_the_recon
         recovered = user_stream_health(collector)
         story = stream_story(journal)
         backfills = backfills_in(journal)
-        nursery.cancel_scope.cancel()
     assert down == StreamDown(since=58.0, detected_at=down_at, reason="ping_timeout")
     assert story == [down, StreamGapObserved(58.0, back_at, "ping_timeout")]
     assert [b.correlation_id for b in backfills] == [f"gap:{back_at:.3f}"]
@@ -443,13 +451,7 @@ async def test_an_outage_is_journaled_once_at_once_and_its_gap_follows_the_recon
 
 async def test_each_outage_is_journaled_once_and_closed_by_its_own_gap(autojump_clock) -> None:
     venue = StreamVenue()
-    async with (
-        collector_on(venue) as (collector, journal),
-        trio.open_nursery() as nursery,
-    ):
-        nursery.start_soon(collector._stream_loop)
-        await trio.sleep(0.01)
-        await venue.send(StreamConnected(at=trio.current_time()))
+    async with streaming(venue) as (_collector, journal):
         for since, reason in ((10.0, "ping_timeout"), (40.0, "listen_key_expired")):
             await trio.sleep_until(since + 1.0)
             await venue.send(StreamDisconnected(trio.current_time(), since, reason))
@@ -458,7 +460,6 @@ async def test_each_outage_is_journaled_once_and_closed_by_its_own_gap(autojump_
             now = trio.current_time()
             await venue.send(StreamGap(since, now, reason), StreamConnected(now, reconnect=True))
         story = stream_story(journal)
-        nursery.cancel_scope.cancel()
     assert [type(e).__name__ for e in story] == [
         "StreamDown",
         "StreamGapObserved",
@@ -483,18 +484,12 @@ async def test_a_stream_that_cannot_be_opened_is_journaled_down_and_reopened_wit
     venue = StreamVenue()
     refused = busy()
     venue.open_failures = [refused, OSError("connection refused"), trio.BrokenResourceError()]
-    async with (
-        collector_on(venue) as (collector, journal),
-        trio.open_nursery() as nursery,
-    ):
-        nursery.start_soon(collector._stream_loop)
-        await trio.sleep(0.01)
+    async with streaming(venue, connected=False) as (collector, journal):
         down = only_down(journal)
         await trio.sleep(10)
         assert venue.opens == 4  # retried with backoff (0.5, 1, 2 s) until it opened
         health = user_stream_health(collector)
         story = stream_story(journal)
-        nursery.cancel_scope.cancel()
     assert down == StreamDown(since=0.0, detected_at=0.0, reason=refused.verdict.reason)
     _, gap = one_outage(story)
     assert gap == StreamGapObserved(0.0, gap.ended_at, "reopened")
@@ -512,13 +507,7 @@ async def test_an_adapter_that_gives_up_is_journaled_down_and_reopened_with_a_ga
     gave_up = VenueError.transport(
         request_written=False, operation=Operation.QUERY, detail="user stream gave up"
     )
-    async with (
-        collector_on(venue) as (collector, journal),
-        trio.open_nursery() as nursery,
-    ):
-        nursery.start_soon(collector._stream_loop)
-        await trio.sleep(0.01)
-        await venue.send(StreamConnected(at=trio.current_time()))
+    async with streaming(venue) as (_collector, journal):
         await trio.sleep(30)
         venue.exit_failure = gave_up
         assert venue.feed is not None
@@ -528,7 +517,6 @@ async def test_an_adapter_that_gives_up_is_journaled_down_and_reopened_with_a_ga
         down = only_down(journal)
         await trio.sleep(5)
         story = stream_story(journal)
-        nursery.cancel_scope.cancel()
     assert down == StreamDown(since=died_at, detected_at=died_at, reason=gave_up.verdict.reason)
     _, gap = one_outage(story)
     assert gap == StreamGapObserved(died_at, gap.ended_at, "reopened")
@@ -544,19 +532,12 @@ async def test_a_stream_that_dies_mid_read_is_journaled_down_and_reopened_with_a
     autojump_clock, failure: Exception
 ) -> None:
     venue = StreamVenue()
-    async with (
-        collector_on(venue) as (collector, journal),
-        trio.open_nursery() as nursery,
-    ):
-        nursery.start_soon(collector._stream_loop)
-        await trio.sleep(0.01)
-        await venue.send(StreamConnected(at=trio.current_time()))
+    async with streaming(venue) as (_collector, journal):
         await trio.sleep(30)
         died_at = trio.current_time()
         await venue.send(failure)
         await trio.sleep(5)
         story = stream_story(journal)
-        nursery.cancel_scope.cancel()
     down, gap = one_outage(story)
     assert down == StreamDown(since=died_at, detected_at=died_at, reason=type(failure).__name__)
     assert gap == StreamGapObserved(died_at, gap.ended_at, "reopened")
@@ -569,23 +550,16 @@ async def test_an_outage_reported_by_the_adapter_is_not_journaled_again_when_it_
     # The adapter reports the outage, then gives up and ends the iterator: still one outage,
     # dated from what the adapter said, closed by the collector's own reopen.
     venue = StreamVenue()
-    async with (
-        collector_on(venue) as (collector, journal),
-        trio.open_nursery() as nursery,
-    ):
-        nursery.start_soon(collector._stream_loop)
-        await trio.sleep(0.01)
-        await venue.send(StreamConnected(at=trio.current_time()))
+    async with streaming(venue) as (_collector, journal):
         await trio.sleep(20)
         await venue.send(StreamDisconnected(trio.current_time(), 19.0, "ping_timeout"))
         assert venue.feed is not None
         await venue.feed.aclose()
         await trio.sleep(5)
         story = stream_story(journal)
-        nursery.cancel_scope.cancel()
     down, gap = one_outage(story)
     assert (down.since, down.reason) == (19.0, "ping_timeout")
-    assert gap.reason == "reopened"
+    assert (gap.started_at, gap.reason) == (19.0, "reopened")
     assert venue.opens == 2
 
 
