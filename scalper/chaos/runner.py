@@ -75,6 +75,8 @@ from scalper.messages import (
     ReconcileCompleted,
     ReplaceOrder,
     StartupPhase,
+    StreamDown,
+    StreamGapObserved,
     SubmitIntent,
     SymbolFrozen,
     decode_event,
@@ -346,6 +348,12 @@ class _Run:
                 self._note("actor", f"{event.actor} restarted (#{event.restart_count})", t)
             case SymbolFrozen():
                 self._note("freeze", f"{event.symbol} frozen={event.frozen}: {event.reason}", t)
+            case StreamDown():
+                since = event.since - self.t0
+                self._note("stream", f"down since {since:.1f}s: {event.reason}", t)
+            case StreamGapObserved():
+                start, end = event.started_at - self.t0, event.ended_at - self.t0
+                self._note("stream", f"gap {start:.1f}s-{end:.1f}s ({event.reason}): backfill", t)
             case _:
                 pass
 
