@@ -107,6 +107,8 @@ from scalper.messages import (
     ReplaceStepped,
     Resolution,
     RetryScheduled,
+    StreamDown,
+    StreamGapObserved,
     SymbolFrozen,
     SystemStarted,
     canonical_json,
@@ -397,6 +399,11 @@ class AccountState:
     #: The latest journaled start-of-UTC-day equity (the kill switch's daily-loss base; a
     #: restarted BeliefController takes it if it is today's).
     day_start: DayStartEquity | None = None
+    #: When the user-stream outage still open began, in epoch ms (a ``StreamDown`` no
+    #: ``StreamGapObserved`` has closed yet; its own times are on the monotonic clock of
+    #: the process that journaled it). A restarted collector reopens it with a gap, a
+    #: restarted BeliefController keeps capping confidence for it.
+    stream_down_since_ms: int | None = None
     #: The latest replace-budget spending, ``(wall_ms, symbol, ambiguous)`` oldest first: an
     #: admitted replace, or an unknown outcome one met. A restarted ReplaceManager seeds
     #: its sliding windows from it (bounded: far more than any window admits).
@@ -808,6 +815,12 @@ class AccountState:
                 self._bump("actor_crashes")
             case DayStartEquity():
                 self.day_start = event
+            case StreamDown():
+                if self.stream_down_since_ms is None:
+                    lag_ms = round(max(0.0, event.detected_at - event.since) * 1000)
+                    self.stream_down_since_ms = self._now_ms - lag_ms
+            case StreamGapObserved():
+                self.stream_down_since_ms = None
             case ReplaceAdmitted():
                 if event.decision == "replace":
                     self.replace_spent.append((self._now_ms, event.symbol, False))

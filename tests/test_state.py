@@ -48,6 +48,7 @@ from scalper.messages import (
     ReconcileCompleted,
     Resolution,
     RetryScheduled,
+    StreamDown,
     StreamGapObserved,
     SymbolFrozen,
     SystemStarted,
@@ -822,6 +823,28 @@ def test_bookkeeping_events_update_counters_and_posture():
     tape.apply(StreamGapObserved(1.0, 2.5, "disconnect"))
     assert tape.state.events_applied == 9
     tape.assert_replays()
+
+
+def _down_ms(state: AccountState) -> int | None:
+    """Read through a call: mypy would keep an earlier ``is None`` narrowing otherwise."""
+    return state.stream_down_since_ms
+
+
+def test_an_open_stream_outage_is_kept_in_wall_time_until_its_gap():
+    tape = Tape()
+    assert _down_ms(tape.state) is None
+    # Reported 2.5 s after the stream's last frame: the outage began 2.5 s before the row.
+    tape.apply(StreamDown(since=100.0, detected_at=102.5, reason="ping_timeout"))
+    began = tape.wall - 2_500
+    assert _down_ms(tape.state) == began
+    # A second report of the same outage does not move its start.
+    tape.apply(StreamDown(since=101.0, detected_at=110.0, reason="stream_ended"), dt=5_000)
+    assert _down_ms(tape.state) == began
+    replayed = tape.replayed()
+    assert _down_ms(replayed) == began
+    tape.apply(StreamGapObserved(100.0, 130.0, "ping_timeout"))
+    assert _down_ms(tape.state) is None
+    assert _down_ms(tape.replayed()) is None
 
 
 def test_wall_clock_stepping_back_never_moves_fold_time_back():

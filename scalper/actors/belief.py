@@ -428,6 +428,10 @@ class BeliefController:
         try:
             now = self._clock.now()
             self._restore_day_equity()
+            down_ms = self._journal.state.stream_down_since_ms
+            if down_ms is not None and self._stream_down_since is None:
+                # An outage journaled before this controller started is still open.
+                self._stream_down_since = self._clock.from_wall_ms(down_ms)
             operator = self._journal.state.halts.get("operator")
             if operator is not None:
                 # The halt is durable: a restarted controller re-arms it from the journal.

@@ -185,6 +185,11 @@ class EvidenceCollector:
     async def _stream_loop(self) -> None:
         delay = self._config.reconnect_delay_s
         down_since: float | None = None
+        down_ms = self._journal.state.stream_down_since_ms
+        if down_ms is not None:
+            # The journal shows an outage no gap closed (this collector, or the process,
+            # died during it): the first connection closes it with a gap from its start.
+            self._down_since = self._clock.from_wall_ms(down_ms)
         while True:
             try:
                 async with self._venue.user_stream() as events:
@@ -260,6 +265,10 @@ class EvidenceCollector:
             case AccountUpdate():
                 self.health.observe(SourceKind.USER_STREAM, now)
             case StreamConnected():
+                if self._down_since is not None and not event.reconnect:
+                    # A first connection after an outage this stream never saw (one taken
+                    # over from the journal): no adapter gap will follow, so say it here.
+                    await self._on_gap(StreamGap(self._down_since, event.at, "reconnected"))
                 self._down_since = None
                 self.health.observe(SourceKind.USER_STREAM, now)
             case StreamDisconnected():

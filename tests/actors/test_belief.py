@@ -874,3 +874,36 @@ async def test_system_exits_go_while_an_unbackfilled_gap_holds_the_posture(autoj
     assert not knobs_open.allow_entries or knobs_open.max_notional < knobs_closed.max_notional
     assert "stream_gap_unbackfilled" not in debt.extra_tags
     assert [type(e).__name__ for e in _events(system, FillApplied)]
+
+
+async def test_a_restarted_controller_keeps_capping_an_outage_journaled_before_it(
+    mock_clock,
+) -> None:
+    # The controller is restarted (an actor restart) while the stream is down: the StreamDown
+    # is in the journal, not in its subscription. The journal's state carries the outage.
+    async with rig(mock_clock) as r:
+        await r.append(BackfillCompleted(BTC, None, 0, 0, "startup"))
+        await r.reconcile()
+        since = r.clock.now() - 1.0
+        await r.append(StreamDown(since=since, detected_at=r.clock.now(), reason="ping_timeout"))
+        _beliefs_send, beliefs = trio.open_memory_channel[BeliefState](8)
+        restarted = BeliefController(
+            r.journal,
+            clock=r.clock,
+            beliefs=beliefs,
+            knobs_out=[],
+            posture=PostureController(GREEN),
+            kill_switch=KillSwitch(KillSwitchConfig()),
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(restarted.run)
+            # Wall-ms rounding aside, the grace runs from the outage's own start.
+            assert "stream_down" not in restarted.debt(since + GRACE - 0.01).extra_tags
+            capped = restarted.debt(since + GRACE + 0.01)
+            assert capped.source_confidence <= CAP
+            assert "stream_down" in capped.extra_tags
+            await r.append(StreamGapObserved(since, r.clock.now() + GRACE, "ping_timeout"))
+            after = restarted.debt(r.clock.now())
+            assert "stream_down" not in after.extra_tags
+            assert "stream_gap_unbackfilled" in after.extra_tags
+            nursery.cancel_scope.cancel()

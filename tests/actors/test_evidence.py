@@ -147,7 +147,7 @@ class TradesVenue:
 
 @asynccontextmanager
 async def collector_on(
-    venue: TradesVenue | InProcessVenue, *events: OrderSending
+    venue: TradesVenue | InProcessVenue, *events: Event
 ) -> AsyncIterator[tuple[EvidenceCollector, Journal]]:
     """A journal holding ``events`` and a collector on it (not running: tests drive it)."""
     clock = simulated_clock(NOW_MS)
@@ -385,10 +385,13 @@ def one_outage(story: list[StreamDown | StreamGapObserved]) -> tuple[StreamDown,
 
 @asynccontextmanager
 async def streaming(
-    venue: TradesVenue | InProcessVenue, *, connected: bool = True
+    venue: TradesVenue | InProcessVenue, *journaled: Event, connected: bool = True
 ) -> AsyncIterator[tuple[EvidenceCollector, Journal]]:
     """The collector's stream loop running on ``venue`` (connected: the stream said it is up)."""
-    async with collector_on(venue) as (collector, journal), trio.open_nursery() as nursery:
+    async with (
+        collector_on(venue, *journaled) as (collector, journal),
+        trio.open_nursery() as nursery,
+    ):
         nursery.start_soon(collector._stream_loop)
         await trio.sleep(0.01)
         if connected:
@@ -596,3 +599,44 @@ async def test_the_sim_outage_is_journaled_while_it_lasts_and_health_decays_mean
     assert during.freshness_s >= 115.0 - 20.1
     assert not after.stale
     assert after.freshness_s <= 10.0
+
+
+async def test_an_outage_left_open_in_the_journal_is_closed_at_the_first_connection(
+    autojump_clock,
+) -> None:
+    # The process (or the collector) died while the stream was down: the journal holds a
+    # StreamDown and no gap. The new stream's first connection is not a reconnect, so no
+    # adapter gap will come; the collector must journal one from the outage's start.
+    venue = StreamVenue()
+    left_open = StreamDown(since=-3.0, detected_at=0.0, reason="ping_timeout")
+    async with streaming(venue, left_open, connected=False) as (collector, journal):
+        await trio.sleep(40)
+        blind = user_stream_health(collector)  # heartbeat paused: no connection yet
+        connected_at = trio.current_time()
+        await venue.send(StreamConnected(at=connected_at))
+        await trio.sleep(1)
+        story = stream_story(journal)
+        fresh = user_stream_health(collector)
+    assert blind.stale
+    down, gap = one_outage(story)
+    assert down == left_open
+    assert gap.reason == "reconnected"
+    assert gap.ended_at == connected_at
+    # The start, carried in wall time through the journal, maps back to 3 s before the row.
+    assert gap.started_at == pytest.approx(connected_at - 40.01 - 3.0, abs=0.002)
+    assert not fresh.stale
+    assert [type(e) for e in events_in(journal)].count(BackfillCompleted) >= 1
+
+
+async def test_a_reconnect_the_adapter_reports_is_not_given_a_second_gap(autojump_clock) -> None:
+    venue = StreamVenue()
+    left_open = StreamDown(since=-3.0, detected_at=0.0, reason="ping_timeout")
+    async with streaming(venue, left_open, connected=False) as (_collector, journal):
+        await trio.sleep(5)
+        now = trio.current_time()
+        await venue.send(StreamGap(now - 8.0, now, "disconnected"))
+        await venue.send(StreamConnected(at=now, reconnect=True))
+        await trio.sleep(1)
+        story = stream_story(journal)
+    _, gap = one_outage(story)
+    assert gap.reason == "disconnected"
