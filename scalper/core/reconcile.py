@@ -1046,8 +1046,9 @@ class Reconciler:
         fresh = self._last_taken_at is None or taken_at > self._last_taken_at
         self._last_taken_at = taken_at
         plan = _Plan()
-        view, vanished = self._with_vanished(view, snapshot, taken_at)
-        self._check_orders(view, snapshot, taken_at, fresh, plan, vanished)
+        venue_by_coid = _venue_orders_by_coid(snapshot)
+        view, vanished = self._with_vanished(view, snapshot, venue_by_coid, taken_at)
+        self._check_orders(view, snapshot, venue_by_coid, taken_at, fresh, plan, vanished)
         self._check_orphan_orders(view, snapshot, plan)
         self._check_positions(view, snapshot, taken_at, fresh, plan)
         self._check_protection(view, snapshot, taken_at, plan)
@@ -1103,7 +1104,11 @@ class Reconciler:
     # ----------------------------------------------------------------- our orders
 
     def _with_vanished(
-        self, view: LocalView, snapshot: AccountSnapshot, taken_at: float
+        self,
+        view: LocalView,
+        snapshot: AccountSnapshot,
+        venue_by_coid: Mapping[str, VenueOrder],
+        taken_at: float,
     ) -> tuple[LocalView, frozenset[str]]:
         """Add the remaining quantity of orders that just left the book as fills in flight.
 
@@ -1116,7 +1121,6 @@ class Reconciler:
         stale as usual.
         """
         grace = self.config.lag_grace_sec
-        venue_coids = {o.client_order_id for o in snapshot.open_orders if o.status.is_open}
         reported = {f.client_order_id for f in view.fills_in_flight}
         since: dict[str, float] = {}
         flights: list[FillInFlight] = []
@@ -1127,7 +1131,7 @@ class Reconciler:
                     since[coid] = self._vanished_since[coid]
                 continue
             if (
-                coid in venue_coids
+                coid in venue_by_coid
                 or lo.state not in _ACKED_STATES
                 or taken_at - lo.placed_at < grace
             ):
@@ -1161,13 +1165,13 @@ class Reconciler:
         self,
         view: LocalView,
         snapshot: AccountSnapshot,
+        venue_by_coid: Mapping[str, VenueOrder],
         taken_at: float,
         fresh: bool,
         plan: _Plan,
         vanished: frozenset[str],
     ) -> None:
         cfg = self.config
-        venue_by_coid = _venue_orders_by_coid(snapshot)
         in_flight = {f.client_order_id: f for f in view.fills_in_flight}
         missing: set[str] = set()
         for lo in sorted(view.orders, key=lambda o: o.client_order_id):
